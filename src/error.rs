@@ -1,0 +1,227 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+use crate::Revision;
+
+/// `Result` with [`enum@Error`] as its default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in revkv.
+///
+/// Callers branch on it: a list client restarts on [`Error::Expired`], an HTTP layer maps bad
+/// requests to 400 and storage failures to 500. Messages are lower-case and carry the revisions
+/// involved; an underlying cause is available from [`std::error::Error::source`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A write named the empty key.
+    EmptyKey,
+    /// A key is longer than [`crate::MAX_KEY_LEN`].
+    KeyTooLarge {
+        /// Length of the offending key in bytes.
+        len: usize,
+    },
+    /// A value is longer than [`crate::MAX_VALUE_LEN`].
+    ValueTooLarge {
+        /// Length of the offending value in bytes.
+        len: usize,
+    },
+    /// A transaction branch has more than [`crate::MAX_TXN_OPS`] operations.
+    TooManyOperations {
+        /// Number of operations in the branch that would run.
+        count: usize,
+    },
+    /// A transaction branch touches the same key twice.
+    DuplicateKey {
+        /// The key named twice.
+        key: Vec<u8>,
+    },
+    /// A read asked for a revision the store has not reached yet.
+    FutureRevision {
+        /// The revision asked for.
+        requested: Revision,
+        /// The newest revision readers can see.
+        current: Revision,
+    },
+    /// A read asked for a revision whose history has been compacted away.
+    ///
+    /// For a continued list, `continue_token` resumes the same list from the same position at
+    /// the newest revision. The pages read with it come from a different snapshot than the
+    /// pages already read: the combined result mixes two snapshots.
+    Expired {
+        /// The revision asked for.
+        requested: Revision,
+        /// The store's compacted revision: reads below it fail.
+        compacted: Revision,
+        /// A token that continues the list inconsistently at the newest revision.
+        continue_token: Option<String>,
+    },
+    /// A continue token could not be used for this request.
+    InvalidContinueToken {
+        /// Why it was refused.
+        reason: TokenRejection,
+    },
+    /// A list request is malformed (bad limit, conflicting options, inverted range).
+    InvalidRequest {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Bytes read from disk failed their checksum or could not be decoded.
+    Corrupted {
+        /// Where the bad bytes are: a revision, a key or a metadata entry.
+        location: String,
+        /// What is wrong with them.
+        reason: String,
+    },
+    /// The store was written by an incompatible version of revkv.
+    UnsupportedFormat {
+        /// The format version found on disk.
+        found: u32,
+        /// The format version this build reads and writes.
+        supported: u32,
+    },
+    /// The storage layer failed.
+    Storage(sled::Error),
+    /// An earlier write failed in the storage layer; the store refuses writes until reopened.
+    Poisoned,
+}
+
+/// Why a continue token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenRejection {
+    /// It is not unpadded URL-safe base64.
+    NotBase64,
+    /// It decodes to fewer or more bytes than any valid token.
+    BadLength,
+    /// Its checksum does not match: it was truncated, altered or mistyped.
+    ChecksumMismatch,
+    /// It was made by a newer or unknown token format.
+    UnknownVersion,
+    /// It names revision 0, which no list is read at.
+    ZeroRevision,
+    /// It was issued for a different request (another range, order or filter).
+    ForeignRequest,
+    /// Its position lies outside the request's range.
+    OutsideRange,
+    /// The request also names a revision, and it differs from the token's.
+    RevisionMismatch,
+}
+
+impl Error {
+    /// The variant's name, stable across releases: the `reason` field of the CLI's JSON errors.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::EmptyKey => "EmptyKey",
+            Error::KeyTooLarge { .. } => "KeyTooLarge",
+            Error::ValueTooLarge { .. } => "ValueTooLarge",
+            Error::TooManyOperations { .. } => "TooManyOperations",
+            Error::DuplicateKey { .. } => "DuplicateKey",
+            Error::FutureRevision { .. } => "FutureRevision",
+            Error::Expired { .. } => "Expired",
+            Error::InvalidContinueToken { .. } => "InvalidContinueToken",
+            Error::InvalidRequest { .. } => "InvalidRequest",
+            Error::Corrupted { .. } => "Corrupted",
+            Error::UnsupportedFormat { .. } => "UnsupportedFormat",
+            Error::Storage(_) => "Storage",
+            Error::Poisoned => "Poisoned",
+        }
+    }
+
+    /// True for [`Error::Expired`]: the revision asked for has been compacted.
+    #[must_use]
+    pub fn is_expired(&self) -> bool {
+        matches!(self, Error::Expired { .. })
+    }
+
+    pub(crate) fn corrupted(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupted { location: location.into(), reason: reason.into() }
+    }
+
+    pub(crate) fn invalid_request(reason: impl Into<String>) -> Self {
+        Error::InvalidRequest { reason: reason.into() }
+    }
+}
+
+impl fmt::Display for TokenRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TokenRejection::NotBase64 => "it is not url-safe base64",
+            TokenRejection::BadLength => "it has the wrong length",
+            TokenRejection::ChecksumMismatch => "its checksum does not match (truncated or altered)",
+            TokenRejection::UnknownVersion => "it was made by an unknown token format",
+            TokenRejection::ZeroRevision => "it names revision 0",
+            TokenRejection::ForeignRequest => "it belongs to a different list request",
+            TokenRejection::OutsideRange => "its position lies outside the requested range",
+            TokenRejection::RevisionMismatch => "the request names a different revision than the token",
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::EmptyKey => f.write_str("the empty key cannot be written"),
+            Error::KeyTooLarge { len } => {
+                write!(f, "key of {len} bytes exceeds the limit of {} bytes", crate::MAX_KEY_LEN)
+            }
+            Error::ValueTooLarge { len } => {
+                write!(f, "value of {len} bytes exceeds the limit of {} bytes", crate::MAX_VALUE_LEN)
+            }
+            Error::TooManyOperations { count } => write!(
+                f,
+                "transaction branch has {count} operations, more than the limit of {}",
+                crate::MAX_TXN_OPS
+            ),
+            Error::DuplicateKey { key } => {
+                write!(f, "transaction touches key {} more than once", crate::display_key(key))
+            }
+            Error::FutureRevision { requested, current } => {
+                write!(f, "revision {requested} is in the future (current revision is {current})")
+            }
+            Error::Expired { requested, compacted, continue_token } => {
+                write!(
+                    f,
+                    "revision {requested} has been compacted (compacted revision is {compacted})"
+                )?;
+                if continue_token.is_some() {
+                    f.write_str(
+                        "; start a new list, or continue inconsistently at the newest revision \
+                         with the continue token this error carries",
+                    )?;
+                }
+                Ok(())
+            }
+            Error::InvalidContinueToken { reason } => write!(f, "invalid continue token: {reason}"),
+            Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
+            Error::Corrupted { location, reason } => {
+                write!(f, "corrupted data at {location}: {reason}")
+            }
+            Error::UnsupportedFormat { found, supported } => write!(
+                f,
+                "store has format version {found}, but this build reads format version {supported}"
+            ),
+            Error::Storage(_) => f.write_str("storage layer failed"),
+            Error::Poisoned => f.write_str(
+                "an earlier write failed in the storage layer; reopen the store to write again",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Storage(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
+
+impl From<sled::Error> for Error {
+    fn from(cause: sled::Error) -> Self {
+        Error::Storage(cause)
+    }
+}

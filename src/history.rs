@@ -1,0 +1,136 @@
+//! Reading the past: views and gets at revisions older than the newest.
+//!
+//! A list pins the view of the revision it started at. While that view is cached in the
+//! [`Index`](crate::index::Index) a chunk costs O(log n + limit). When it is not (evicted, or
+//! the process restarted since the token was issued), the view is rebuilt by taking the nearest
+//! newer view at hand and undoing, newest first, every record written after the wanted
+//! revision: a put that created its key removes the key, any other put or delete restores the
+//! key's previous location. That costs O(w · log n) for w changes in between, reading w records
+//! sequentially from the log, once; the rebuilt view is pinned for the chunks that follow.
+
+use crate::encoding::{self, Change, Location, Record};
+use crate::index::{Key, View};
+use crate::store::Shared;
+use crate::{Db, Entry, Error, Result, Revision};
+
+impl Db {
+    /// The key's entry as it was at `revision`, or `None` if it did not exist then.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FutureRevision`] above the current revision, [`Error::Expired`] below the
+    /// compacted one, and [`Error::Corrupted`] or [`Error::Storage`] when history cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use revkv::Db;
+    /// # let db = Db::temporary()?;
+    /// let first = db.put("k", "v1")?;
+    /// db.put("k", "v2")?;
+    /// assert_eq!(db.get_at("k", first)?.unwrap().value, b"v1");
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn get_at(&self, key: impl AsRef<[u8]>, revision: Revision) -> Result<Option<Entry>> {
+        let shared = &self.shared;
+        let key = key.as_ref();
+        shared.check_readable(revision)?;
+        if let Some(view) = shared.index.pinned(revision) {
+            return shared.get_in_view(&view, key);
+        }
+        let found = shared.walk_back(key, revision);
+        // A compaction that started during the walk may have removed what it looked for.
+        shared.check_not_compacted(revision)?;
+        found
+    }
+}
+
+impl Shared {
+    /// Fails unless `revision` can be read: not in the future, not compacted.
+    pub(crate) fn check_readable(&self, revision: Revision) -> Result<()> {
+        let current = self.index.visible().revision;
+        if revision > current {
+            return Err(Error::FutureRevision { requested: revision, current });
+        }
+        self.check_not_compacted(revision)
+    }
+
+    /// The view of the live keys at `revision`, from the cache or rebuilt from the log.
+    pub(crate) fn view_at(&self, revision: Revision) -> Result<View> {
+        self.check_readable(revision)?;
+        if let Some(view) = self.index.pinned(revision) {
+            return Ok(view);
+        }
+        let view = self.rebuild(revision);
+        self.check_not_compacted(revision)?;
+        let view = view?;
+        self.index.pin(view.clone());
+        Ok(view)
+    }
+
+    fn rebuild(&self, revision: Revision) -> Result<View> {
+        let mut view = self.index.nearest_above(revision);
+        let newer = encoding::record_key_floor(revision.next())..encoding::record_key_floor(view.revision.next());
+        for item in self.data.range(newer).rev() {
+            let (sled_key, bytes) = item?;
+            let location = Location::from_record_key(&sled_key)?;
+            let record = Record::decode(location, &bytes)?;
+            undo(&mut view, location, record)?;
+        }
+        view.revision = revision;
+        Ok(view)
+    }
+
+    /// Follows the key's chain of changes back from its newest one to the one in force at
+    /// `revision`.
+    fn walk_back(&self, key: &[u8], revision: Revision) -> Result<Option<Entry>> {
+        let Some(latest) = self.latest(key)? else {
+            return Ok(None);
+        };
+        let mut next = Some(latest.location);
+        while let Some(location) = next {
+            let Some(record) = self.record(location)? else {
+                // Compaction removes a change that a newer one still points to only when it
+                // is a tombstone at or below the compacted revision.
+                if location.revision <= self.compacted() {
+                    return Ok(None);
+                }
+                return Err(Error::corrupted(location.to_string(), "a record in a key's history is missing"));
+            };
+            if record.key != key {
+                return Err(Error::corrupted(location.to_string(), "a key's history points at another key"));
+            }
+            if location.revision <= revision {
+                return match record.change {
+                    Change::Put(_) => Entry::from_put(location, record).map(Some),
+                    Change::Delete => Ok(None),
+                };
+            }
+            next = record.prev;
+        }
+        Ok(None)
+    }
+}
+
+/// Reverts one record on `view`, which must reflect every record after it.
+fn undo(view: &mut View, location: Location, record: Record) -> Result<()> {
+    let broken = |reason: &str| Error::corrupted(location.to_string(), reason.to_string());
+    let current = view.tree.get(&record.key).copied();
+    let consistent = match record.change {
+        Change::Put(_) => current == Some(location),
+        Change::Delete => current.is_none(),
+    };
+    if !consistent {
+        return Err(broken("the log disagrees with the index about this change"));
+    }
+    match (record.change, record.prev) {
+        (Change::Put(stored), _) if stored.version == 1 => {
+            view.tree.remove(&record.key);
+        }
+        (_, Some(prev)) => {
+            view.tree.insert(Key::from(record.key), prev);
+        }
+        (_, None) => return Err(broken("an update or delete without a previous version")),
+    }
+    Ok(())
+}

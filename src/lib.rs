@@ -1,0 +1,91 @@
+//! revkv is an embedded, snapshot-consistent MVCC storage engine for paginated list APIs.
+//!
+//! It is what an API server links so that `GET ...?limit=500&continue=...` is consistent, fast,
+//! and honest about what is left:
+//!
+//! - every write (a put, a delete, or an atomic multi-key [`Txn`] with compare conditions) gets
+//!   one global, monotonically increasing [`Revision`]; every key carries its create revision,
+//!   mod revision and version;
+//! - a chunked [`list`](Db::list) reads every chunk from the snapshot pinned at the revision of
+//!   its first chunk, whatever is written in between: nothing skipped, nothing repeated, nothing
+//!   from the future;
+//! - every chunk reports the exact number of remaining items, and costs O(log n + limit) with
+//!   that count included, at any depth and any collection size;
+//! - bad input (a forged, truncated or foreign continue token, a corrupt record on disk) is a
+//!   typed [`Error`], never a panic or wrong data.
+//!
+//! Durable storage is [sled](https://docs.rs/sled/0.34.7); the index of live keys per revision
+//! lives in memory and is rebuilt from sled when the store opens.
+//!
+//! # Example
+//!
+//! ```
+//! use revkv::{Db, ListOptions};
+//!
+//! let db = Db::temporary()?;
+//! for i in 0..5 {
+//!     db.put(format!("jobs/{i}"), "queued")?;
+//! }
+//! let mut options = ListOptions::prefix("jobs/").limit(2);
+//! let mut seen = Vec::new();
+//! loop {
+//!     let page = db.list(&options)?;
+//!     db.delete("jobs/4")?; // invisible to this list: it reads its first chunk's snapshot
+//!     seen.extend(page.items.into_iter().map(|entry| entry.key));
+//!     match page.continue_token {
+//!         Some(token) => options = options.continue_token(token),
+//!         None => break,
+//!     }
+//! }
+//! assert_eq!(seen.len(), 5);
+//! # Ok::<(), revkv::Error>(())
+//! ```
+//!
+//! # API themes
+//!
+//! - **Revisions.** Reads see the newest durable revision unless told otherwise; historical
+//!   reads ([`Db::get_at`], [`ListOptions::revision`]) work back to the compacted revision.
+//! - **Snapshots versus tokens.** A list's first chunk pins its revision in a bounded in-memory
+//!   cache. A continue token pins nothing by itself: if its snapshot has been evicted, or the
+//!   process restarted, the next chunk rebuilds it from the revision log, once.
+//! - **Errors.** One [`enum@Error`] enum. Expected outcomes are not errors: a missing key is
+//!   `Ok(None)`, a transaction whose conditions fail is `succeeded: false`.
+//!
+//! The design (on-disk layout, index, tokens, invariants) is described in `DESIGN.md`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations)]
+
+mod encoding;
+mod entry;
+mod error;
+mod history;
+mod index;
+mod list;
+mod revision;
+mod store;
+mod token;
+mod txn;
+
+pub use entry::Entry;
+pub use error::{Error, Result, TokenRejection};
+pub use list::{ListOptions, ListPage};
+pub use revision::Revision;
+pub use store::{Db, Durability, Options, Stat};
+pub use txn::{Cmp, Compare, Op, OpResult, Put, Txn, TxnResponse};
+
+/// The longest key a write accepts, in bytes.
+pub const MAX_KEY_LEN: usize = 4096;
+/// The longest value a write accepts, in bytes.
+pub const MAX_VALUE_LEN: usize = 1024 * 1024;
+/// The most operations one transaction branch may hold.
+pub const MAX_TXN_OPS: usize = 10_000;
+
+/// Shows a key in messages: as text when it is UTF-8, otherwise as escaped bytes.
+pub(crate) fn display_key(key: &[u8]) -> String {
+    match std::str::from_utf8(key) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => format!("\"{}\"", key.escape_ascii()),
+    }
+}

@@ -1,0 +1,396 @@
+//! The store: the sled database, the write path, durability and restore.
+
+mod write;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::encoding::{self, Latest, Location, Meta, Record};
+use crate::index::{Index, Key, Tree, View};
+use crate::{Entry, Error, Result, Revision};
+
+/// When a write is acknowledged relative to reaching the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// A write returns after it is on disk (fsync), and readers see it only from then on.
+    /// Concurrent writers share one flush (group commit).
+    #[default]
+    Immediate,
+    /// A write returns once applied; sled flushes in the background every 500 ms, so a crash
+    /// can lose the writes of the last half second (always a suffix of revisions: no gaps).
+    /// [`Db::flush`] makes everything written so far durable.
+    Buffered,
+}
+
+/// How to open a store; see [`Db::options`].
+#[derive(Clone, Debug)]
+pub struct Options {
+    durability: Durability,
+    pinned_snapshots: usize,
+    pub(crate) max_page_size: usize,
+    cache_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Immediate,
+            pinned_snapshots: 64,
+            max_page_size: 10_000,
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl Options {
+    /// Sets when writes are acknowledged; [`Durability::Immediate`] by default.
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How many list snapshots stay in memory (64 by default). A list whose snapshot was evicted
+    /// still continues correctly: its next chunk rebuilds the snapshot from the revision log.
+    #[must_use]
+    pub fn pinned_snapshots(mut self, count: usize) -> Self {
+        self.pinned_snapshots = count.max(1);
+        self
+    }
+
+    /// The largest `limit` a list may ask for (10,000 by default, as Swift's).
+    #[must_use]
+    pub fn max_page_size(mut self, size: usize) -> Self {
+        self.max_page_size = size.max(1);
+        self
+    }
+
+    /// The size of sled's page cache in bytes (256 MiB by default).
+    #[must_use]
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Opens (or creates) the store in directory `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when sled cannot open the directory (another process may hold it),
+    /// [`Error::UnsupportedFormat`] for a store of another format, and [`Error::Corrupted`] when
+    /// the stored index cannot be read back.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        let config = sled::Config::new().path(path.as_ref()).cache_capacity(self.cache_bytes);
+        Db::restore(config.open()?, self)
+    }
+
+    /// Opens a store in a temporary directory that is removed when the last handle is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the temporary directory cannot be created.
+    pub fn temporary(self) -> Result<Db> {
+        let config = sled::Config::new().temporary(true).cache_capacity(self.cache_bytes);
+        Db::restore(config.open()?, self)
+    }
+}
+
+/// A handle to an open store. Cloning is cheap; clones share the store, and every method may
+/// be called from many threads at once.
+///
+/// # Examples
+///
+/// ```
+/// use revkv::Db;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(dir.path().join("store"))?;
+/// let revision = db.put("greeting", "hello")?;
+/// let entry = db.get("greeting")?.expect("just written");
+/// assert_eq!(entry.value, b"hello");
+/// assert_eq!(entry.mod_revision, revision);
+/// # Ok::<(), revkv::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) sled: sled::Db,
+    pub(crate) data: sled::Tree,
+    pub(crate) index: Index,
+    pub(crate) options: Options,
+    /// Serialises writers; holds the newest applied view, which may not be durable yet.
+    writer: Mutex<View>,
+    /// The newest revision applied to sled (durable or not).
+    applied: AtomicU64,
+    flush: Mutex<FlushState>,
+    flush_done: Condvar,
+    compacted: AtomicU64,
+    poisoned: AtomicBool,
+}
+
+struct FlushState {
+    durable: Revision,
+    flushing: bool,
+}
+
+impl Db {
+    /// Opens (or creates) a store in directory `path` with default [`Options`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Options::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        Options::default().open(path)
+    }
+
+    /// Opens a temporary store with default [`Options`]; see [`Options::temporary`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Options::temporary`].
+    pub fn temporary() -> Result<Db> {
+        Options::default().temporary()
+    }
+
+    /// Options for opening a store.
+    ///
+    /// ```
+    /// use revkv::{Db, Durability};
+    /// let db = Db::options().durability(Durability::Buffered).pinned_snapshots(16).temporary()?;
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    #[must_use]
+    pub fn options() -> Options {
+        Options::default()
+    }
+
+    /// Rebuilds the index from the latest-version pointers: O(keys), not O(history).
+    fn restore(sled: sled::Db, options: Options) -> Result<Db> {
+        let data = sled.open_tree(encoding::TREE_NAME)?;
+        check_format(&data)?;
+        let compacted = read_meta(&data, Meta::CompactedRevision)?;
+        let mut live = Vec::new();
+        for item in data.scan_prefix(Latest::prefix()) {
+            let (sled_key, bytes) = item?;
+            let user_key = Latest::user_key(&sled_key);
+            let latest = Latest::decode(user_key, &bytes)?;
+            if latest.live {
+                live.push((Key::from(user_key), latest.location));
+            }
+        }
+        let head = match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
+            Some(item) => encoding::revision_of_commit_time_key(&item?.0)?,
+            None => Revision::new(compacted),
+        };
+        let view = View { revision: head, tree: Tree::from_sorted(live) };
+        let index = Index::new(view.clone(), options.pinned_snapshots);
+        Ok(Db {
+            shared: Arc::new(Shared {
+                sled,
+                data,
+                index,
+                options,
+                writer: Mutex::new(view),
+                applied: AtomicU64::new(head.get()),
+                flush: Mutex::new(FlushState { durable: head, flushing: false }),
+                flush_done: Condvar::new(),
+                compacted: AtomicU64::new(compacted),
+                poisoned: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The newest revision readers see.
+    #[must_use]
+    pub fn current_revision(&self) -> Revision {
+        self.shared.index.visible().revision
+    }
+
+    /// The compacted revision: reads below it fail with [`Error::Expired`].
+    #[must_use]
+    pub fn compacted_revision(&self) -> Revision {
+        Revision::new(self.shared.compacted.load(Ordering::Acquire))
+    }
+
+    /// Makes every write acknowledged so far durable; useful with [`Durability::Buffered`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the flush fails; the store is then poisoned.
+    pub fn flush(&self) -> Result<()> {
+        self.shared.wait_durable(Revision::new(self.shared.applied.load(Ordering::Acquire)))
+    }
+
+    /// The key's current entry, or `None` when it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupted`] or [`Error::Storage`] when its record cannot be read.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Entry>> {
+        let view = self.shared.index.visible();
+        self.shared.get_in_view(&view, key.as_ref())
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("revision", &self.current_revision())
+            .field("compacted", &self.compacted_revision())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Figures about a store, from [`Db::stat`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Stat {
+    /// The newest revision readers see.
+    pub revision: Revision,
+    /// Reads below this revision fail with [`Error::Expired`].
+    pub compacted_revision: Revision,
+    /// Keys live at `revision`.
+    pub live_keys: u64,
+    /// Records (puts and tombstones, current and historical) kept on disk.
+    pub stored_records: u64,
+    /// Bytes sled uses on disk.
+    pub disk_bytes: u64,
+    /// List snapshots held in memory.
+    pub pinned_snapshots: u64,
+}
+
+impl Db {
+    /// Counts what the store holds. Counting stored records reads every record key, so this
+    /// costs O(history): an operator's tool, not a hot path.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when sled cannot be read.
+    pub fn stat(&self) -> Result<Stat> {
+        let view = self.shared.index.visible();
+        let mut stored_records = 0u64;
+        for item in self.shared.data.scan_prefix(encoding::record_prefix()) {
+            item?;
+            stored_records += 1;
+        }
+        Ok(Stat {
+            revision: view.revision,
+            compacted_revision: self.compacted_revision(),
+            live_keys: view.tree.len() as u64,
+            stored_records,
+            disk_bytes: self.shared.sled.size_on_disk()?,
+            pinned_snapshots: self.shared.index.pinned_count() as u64,
+        })
+    }
+}
+
+impl Shared {
+    /// Blocks until `revision` is on disk and visible, sharing flushes between writers: the
+    /// first waiter flushes for everyone applied so far, later ones wait for its result.
+    pub(crate) fn wait_durable(&self, revision: Revision) -> Result<()> {
+        let mut state = self.flush.lock();
+        loop {
+            if state.durable >= revision {
+                return Ok(());
+            }
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned);
+            }
+            if state.flushing {
+                self.flush_done.wait(&mut state);
+                continue;
+            }
+            state.flushing = true;
+            let target = Revision::new(self.applied.load(Ordering::Acquire));
+            drop(state);
+            let outcome = self.sled.flush();
+            state = self.flush.lock();
+            state.flushing = false;
+            match outcome {
+                Ok(_) => {
+                    state.durable = state.durable.max(target);
+                    self.index.publish_through(target);
+                    self.flush_done.notify_all();
+                }
+                Err(cause) => {
+                    self.poisoned.store(true, Ordering::Release);
+                    self.flush_done.notify_all();
+                    return Err(cause.into());
+                }
+            }
+        }
+    }
+
+    /// The record at `location`, or `None` when nothing is stored there.
+    pub(crate) fn record(&self, location: Location) -> Result<Option<Record>> {
+        match self.data.get(location.record_key())? {
+            Some(bytes) => Record::decode(location, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The entry of a live key at `location`; a missing record is corruption unless compaction
+    /// removed it under a reader of `revision`, which is then told so.
+    pub(crate) fn live_entry(&self, location: Location, revision: Revision) -> Result<Entry> {
+        match self.record(location)? {
+            Some(record) => Entry::from_put(location, record),
+            None => {
+                self.check_not_compacted(revision)?;
+                Err(Error::corrupted(location.to_string(), "the record of a live key is missing"))
+            }
+        }
+    }
+
+    pub(crate) fn get_in_view(&self, view: &View, key: &[u8]) -> Result<Option<Entry>> {
+        match view.tree.get(key) {
+            Some(&location) => self.live_entry(location, view.revision).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn compacted(&self) -> Revision {
+        Revision::new(self.compacted.load(Ordering::Acquire))
+    }
+
+    /// Fails with [`Error::Expired`] when `revision` is below the compacted revision.
+    pub(crate) fn check_not_compacted(&self, revision: Revision) -> Result<()> {
+        let compacted = self.compacted();
+        if revision < compacted {
+            return Err(Error::Expired { requested: revision, compacted, continue_token: None });
+        }
+        Ok(())
+    }
+}
+
+fn check_format(data: &sled::Tree) -> Result<()> {
+    let key = Meta::FormatVersion.sled_key();
+    match data.get(&key)? {
+        Some(bytes) => {
+            let found = Meta::FormatVersion.decode(&bytes)?;
+            if found != u64::from(encoding::FORMAT_VERSION) {
+                return Err(Error::UnsupportedFormat {
+                    found: u32::try_from(found).unwrap_or(u32::MAX),
+                    supported: encoding::FORMAT_VERSION,
+                });
+            }
+        }
+        None => {
+            if data.iter().next().is_some() {
+                return Err(Error::corrupted("metadata format_version", "missing in a non-empty store"));
+            }
+            data.insert(key, Meta::encode(u64::from(encoding::FORMAT_VERSION)))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_meta(data: &sled::Tree, meta: Meta) -> Result<u64> {
+    match data.get(meta.sled_key())? {
+        Some(bytes) => meta.decode(&bytes),
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,9 @@
+//! One integration test binary: each module covers one area.
+
+mod common;
+
+mod list_continue;
+mod model;
+mod recovery;
+mod revisions;
+mod tokens;

@@ -1,0 +1,130 @@
+//! Reopening a store gives back every revision, every key's metadata and every open list.
+
+use revkv::{Db, Error, ListOptions, Revision};
+
+use crate::common::page_through;
+
+fn record_key(revision: u64) -> Vec<u8> {
+    let mut key = vec![b'r'];
+    key.extend_from_slice(&revision.to_be_bytes());
+    key.extend_from_slice(&0u32.to_be_bytes());
+    key
+}
+
+/// Rewrites a stored sled value behind revkv's back, as a disk fault would.
+fn damage(path: &std::path::Path, sled_key: &[u8], change: impl FnOnce(&mut Vec<u8>)) {
+    let sled = sled::open(path).unwrap();
+    let tree = sled.open_tree("revkv").unwrap();
+    let mut bytes = tree.get(sled_key).unwrap().expect("entry exists").to_vec();
+    change(&mut bytes);
+    tree.insert(sled_key, bytes).unwrap();
+    sled.flush().unwrap();
+}
+
+#[test]
+fn reopening_keeps_revisions_metadata_and_history() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let db = Db::open(&path)?;
+        db.put("a", "1")?;
+        db.put("a", "2")?;
+        db.put("b", "1")?;
+        db.delete("b")?;
+    }
+    {
+        let db = Db::open(&path)?;
+        assert_eq!(db.current_revision().get(), 4);
+        let a = db.get("a")?.expect("a survives");
+        assert_eq!((a.value.as_slice(), a.create_revision.get(), a.mod_revision.get(), a.version), (&b"2"[..], 1, 2, 2));
+        assert_eq!(db.get("b")?, None);
+        assert_eq!(db.get_at("b", Revision::new(3))?.expect("b lived at 3").value, b"1");
+        assert_eq!(db.get_at("a", Revision::new(1))?.expect("a at 1").value, b"1");
+        // The next write chains to the history found on disk.
+        assert_eq!(db.put("b", "again")?.get(), 5);
+        assert_eq!(db.get_at("b", Revision::new(4))?, None);
+    }
+    Ok(())
+}
+
+#[test]
+fn a_list_started_before_a_restart_continues_after_it() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let (first, expected) = {
+        let db = Db::open(&path)?;
+        for i in 0..50 {
+            db.put(format!("k/{i:03}"), format!("{i}"))?;
+        }
+        let first = db.list(&ListOptions::prefix("k/").limit(10))?;
+        let (expected, _) = page_through(&db, ListOptions::prefix("k/").limit(50), |_| {});
+        for i in 0..50 {
+            db.put(format!("k/{i:03}"), "after the list started")?;
+        }
+        db.delete("k/030")?;
+        (first, expected)
+    };
+    let db = Db::open(&path)?;
+    let mut items = first.items;
+    let mut token = first.continue_token;
+    while let Some(t) = token {
+        let page = db.list(&ListOptions::prefix("k/").limit(10).continue_token(t))?;
+        assert_eq!(page.revision, first.revision);
+        items.extend(page.items);
+        token = page.continue_token;
+    }
+    assert_eq!(items, expected);
+    Ok(())
+}
+
+#[test]
+fn a_damaged_record_is_a_corrupted_error_naming_its_revision() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let db = Db::open(&path)?;
+        db.put("a", "first")?;
+        db.put("b", "second")?;
+    }
+    damage(&path, &record_key(1), |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+    });
+    let db = Db::open(&path)?;
+    let err = db.get("a").unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(err.to_string().contains("revision 1"), "{err}");
+    assert_eq!(db.get("b")?.expect("undamaged").value, b"second");
+    assert_eq!(db.list(&ListOptions::all()).unwrap_err().reason(), "Corrupted");
+    Ok(())
+}
+
+#[test]
+fn a_truncated_latest_pointer_fails_the_open_instead_of_losing_the_key() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    Db::open(&path)?.put("a", "1")?;
+    damage(&path, b"ka", |bytes| bytes.truncate(5));
+    let err = Db::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_store_of_another_format_is_refused() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    Db::open(&path)?.put("a", "1")?;
+    {
+        let sled = sled::open(&path).unwrap();
+        let tree = sled.open_tree("revkv").unwrap();
+        let payload = 99u64.to_be_bytes();
+        let mut sealed = crc32fast::hash(&payload).to_be_bytes().to_vec();
+        sealed.extend_from_slice(&payload);
+        tree.insert(b"mformat_version", sealed).unwrap();
+        sled.flush().unwrap();
+    }
+    let err = Db::open(&path).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormat { found: 99, supported: 1 }), "{err}");
+    Ok(())
+}
