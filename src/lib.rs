@@ -57,6 +57,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod compaction;
 mod encoding;
 mod entry;
 mod error;
@@ -68,6 +69,7 @@ mod store;
 mod token;
 mod txn;
 
+pub use compaction::{CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
 pub use error::{Error, Result, TokenRejection};
 pub use list::{ListOptions, ListPage};

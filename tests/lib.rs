@@ -2,6 +2,7 @@
 
 mod common;
 
+mod compaction;
 mod list_continue;
 mod model;
 mod recovery;

@@ -2,12 +2,15 @@
 
 mod write;
 
+pub(crate) use write::now_millis;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::compaction::{Compactor, Retention};
 use crate::encoding::{self, Latest, Location, Meta, Record};
 use crate::index::{Index, Key, Tree, View};
 use crate::{Entry, Error, Result, Revision};
@@ -32,6 +35,8 @@ pub struct Options {
     pinned_snapshots: usize,
     pub(crate) max_page_size: usize,
     cache_bytes: u64,
+    pub(crate) retention: Retention,
+    pub(crate) compaction_interval: Option<std::time::Duration>,
 }
 
 impl Default for Options {
@@ -41,6 +46,8 @@ impl Default for Options {
             pinned_snapshots: 64,
             max_page_size: 10_000,
             cache_bytes: 256 * 1024 * 1024,
+            retention: Retention::default(),
+            compaction_interval: None,
         }
     }
 }
@@ -75,13 +82,30 @@ impl Options {
         self
     }
 
+    /// How much history the background compactor keeps; [`Retention::Time`] of 5 minutes by
+    /// default. With [`Retention::Manual`] no background thread runs.
+    #[must_use]
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How often the background compactor checks the retention window; by default a tenth of
+    /// a time window (10 ms to 30 s), or every second for a revision window.
+    #[must_use]
+    pub fn compaction_interval(mut self, interval: std::time::Duration) -> Self {
+        self.compaction_interval = Some(interval);
+        self
+    }
+
     /// Opens (or creates) the store in directory `path`.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`] when sled cannot open the directory (another process may hold it),
     /// [`Error::UnsupportedFormat`] for a store of another format, and [`Error::Corrupted`] when
-    /// the stored index cannot be read back.
+    /// the stored index cannot be read back. A compaction that a crash interrupted is finished
+    /// before this returns.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         let config = sled::Config::new().path(path.as_ref()).cache_capacity(self.cache_bytes);
         Db::restore(config.open()?, self)
@@ -116,6 +140,8 @@ impl Options {
 #[derive(Clone)]
 pub struct Db {
     pub(crate) shared: Arc<Shared>,
+    /// Dropped with the last handle, which stops and joins the background compactor.
+    _compactor: Arc<Option<Compactor>>,
 }
 
 pub(crate) struct Shared {
@@ -123,14 +149,25 @@ pub(crate) struct Shared {
     pub(crate) data: sled::Tree,
     pub(crate) index: Index,
     pub(crate) options: Options,
-    /// Serialises writers; holds the newest applied view, which may not be durable yet.
-    writer: Mutex<View>,
+    /// Serialises writers.
+    writer: Mutex<Writer>,
     /// The newest revision applied to sled (durable or not).
     applied: AtomicU64,
     flush: Mutex<FlushState>,
     flush_done: Condvar,
-    compacted: AtomicU64,
-    poisoned: AtomicBool,
+    pub(crate) compacted: AtomicU64,
+    /// Serialises compactions (the background one and explicit calls).
+    pub(crate) compaction_lock: Mutex<()>,
+    pub(crate) poisoned: AtomicBool,
+}
+
+/// What only the writer holding the lock may touch.
+struct Writer {
+    /// The newest applied view, which may not be durable yet.
+    applied: View,
+    /// Commit times never go backwards, even when the clock does, so that time-based retention
+    /// can search them.
+    last_commit_millis: u64,
 }
 
 struct FlushState {
@@ -183,26 +220,32 @@ impl Db {
                 live.push((Key::from(user_key), latest.location));
             }
         }
-        let head = match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
-            Some(item) => encoding::revision_of_commit_time_key(&item?.0)?,
-            None => Revision::new(compacted),
+        let (head, last_commit_millis) = match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
+            Some(item) => {
+                let (key, bytes) = item?;
+                let revision = encoding::revision_of_commit_time_key(&key)?;
+                (revision, encoding::decode_commit_time(revision, &bytes)?)
+            }
+            None => (Revision::new(compacted), 0),
         };
         let view = View { revision: head, tree: Tree::from_sorted(live) };
         let index = Index::new(view.clone(), options.pinned_snapshots);
-        Ok(Db {
-            shared: Arc::new(Shared {
+        let shared = Arc::new(Shared {
                 sled,
                 data,
                 index,
                 options,
-                writer: Mutex::new(view),
+                writer: Mutex::new(Writer { applied: view, last_commit_millis }),
                 applied: AtomicU64::new(head.get()),
                 flush: Mutex::new(FlushState { durable: head, flushing: false }),
                 flush_done: Condvar::new(),
                 compacted: AtomicU64::new(compacted),
+                compaction_lock: Mutex::new(()),
                 poisoned: AtomicBool::new(false),
-            }),
-        })
+        });
+        shared.finish_compaction(&mut |_| {}, &|| false)?;
+        let compactor = Compactor::start(&shared);
+        Ok(Db { shared, _compactor: Arc::new(compactor) })
     }
 
     /// The newest revision readers see.
@@ -350,6 +393,17 @@ impl Shared {
             Some(&location) => self.live_entry(location, view.revision).map(Some),
             None => Ok(None),
         }
+    }
+
+    pub(crate) fn read_meta(&self, meta: Meta) -> Result<u64> {
+        read_meta(&self.data, meta)
+    }
+
+    /// Writes and flushes a metadata entry: each one marks a durable step.
+    pub(crate) fn write_meta(&self, meta: Meta, revision: Revision) -> Result<()> {
+        self.data.insert(meta.sled_key(), Meta::encode(revision.get()))?;
+        self.sled.flush()?;
+        Ok(())
     }
 
     pub(crate) fn compacted(&self) -> Revision {

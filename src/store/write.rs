@@ -56,14 +56,14 @@ impl Db {
         validate_branch(&txn.then)?;
         validate_branch(&txn.otherwise)?;
         let shared = &self.shared;
-        let mut applied = shared.writer.lock();
+        let mut writer = shared.writer.lock();
         if shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
-        let succeeded = shared.conditions_hold(&applied, &txn)?;
+        let succeeded = shared.conditions_hold(&writer.applied, &txn)?;
         let ops = if succeeded { txn.then } else { txn.otherwise };
-        let revision = applied.revision.next();
-        let mut next = View { revision, tree: applied.tree.clone() };
+        let revision = writer.applied.revision.next();
+        let mut next = View { revision, tree: writer.applied.tree.clone() };
         let mut batch = sled::Batch::default();
         let mut results = Vec::with_capacity(ops.len());
         let mut sub = 0u32;
@@ -86,17 +86,19 @@ impl Db {
             }
         }
         if sub == 0 {
-            return Ok(TxnResponse { succeeded, revision: applied.revision, results });
+            return Ok(TxnResponse { succeeded, revision: writer.applied.revision, results });
         }
-        batch.insert(&encoding::commit_time_key(revision), encoding::encode_commit_time(now_millis()));
+        let committed_at = now_millis().max(writer.last_commit_millis);
+        batch.insert(&encoding::commit_time_key(revision), encoding::encode_commit_time(committed_at));
         if let Err(cause) = shared.data.apply_batch(batch) {
             shared.poisoned.store(true, Ordering::Release);
             return Err(cause.into());
         }
-        *applied = next.clone();
+        writer.applied = next.clone();
+        writer.last_commit_millis = committed_at;
         shared.index.stage(next);
         shared.applied.store(revision.get(), Ordering::Release);
-        drop(applied);
+        drop(writer);
         match shared.options.durability {
             Durability::Immediate => shared.wait_durable(revision)?,
             Durability::Buffered => shared.index.publish_through(revision),
@@ -187,7 +189,7 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
     Ok(())
 }
 
-fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))

@@ -1,0 +1,352 @@
+//! Compaction: forgetting history older than a revision, and the retention that drives it.
+//!
+//! `compact(c)` keeps, for every key, only its newest change at or below `c`, and drops the key
+//! entirely when that change is a delete. It runs in three durable steps, like etcd's:
+//!
+//! 1. **Schedule.** Persist `c` as the compacted revision and flush. From this moment reads
+//!    below `c` fail with [`Error::Expired`], and pinned snapshots below `c` are released.
+//! 2. **Delete**, in batches of [`BATCH_RECORDS`] records that interleave with reads and writes.
+//!    Only the records written in `(previous compaction, c]` are scanned, so the work is
+//!    proportional to the history created since the last compaction, not to all of it: each of
+//!    them that updated or deleted a key makes the key's previous record garbage, and each
+//!    delete is itself garbage (its latest-version pointer goes too, unless the key has been
+//!    written again since).
+//! 3. **Finish.** Persist `c` as the finished compaction.
+//!
+//! A process that dies between 1 and 3 leaves `finished < compacted`; the next open runs step
+//! 2 again for the same range (every deletion is idempotent) and then step 3.
+
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::encoding::{self, Change, Latest, Location, Meta, Record};
+use crate::store::Shared;
+use crate::{Db, Error, Result, Revision};
+
+/// How many records one compaction batch scans before it yields to other work.
+pub const BATCH_RECORDS: usize = 1000;
+
+/// How much history the background compactor keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep every revision committed within this long ago (5 minutes by default: the lifetime
+    /// Kubernetes users get for a continue token).
+    Time(Duration),
+    /// Keep this many revisions below the current one.
+    Revisions(u64),
+    /// Compact only when [`Db::compact`] is called.
+    Manual,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention::Time(Duration::from_secs(300))
+    }
+}
+
+impl FromStr for Retention {
+    type Err = Error;
+
+    /// Parses `manual`, `<n>rev` (revisions), or a duration: `<n>ms`, `<n>s`, `<n>m`, `<n>h`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use revkv::Retention;
+    /// assert_eq!("5m".parse::<Retention>()?, Retention::Time(Duration::from_secs(300)));
+    /// assert_eq!("10000rev".parse::<Retention>()?, Retention::Revisions(10_000));
+    /// assert_eq!("manual".parse::<Retention>()?, Retention::Manual);
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || {
+            Error::invalid_request(format!(
+                "retention {text:?} is not `manual`, `<n>rev` or a duration such as `90s`, `5m`, `1h`"
+            ))
+        };
+        if text == "manual" {
+            return Ok(Retention::Manual);
+        }
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| invalid())?;
+        let seconds = |factor: u64| number.checked_mul(factor).map(Duration::from_secs).ok_or_else(invalid);
+        Ok(match unit {
+            "rev" => Retention::Revisions(number),
+            "ms" => Retention::Time(Duration::from_millis(number)),
+            "s" => Retention::Time(seconds(1)?),
+            "m" => Retention::Time(seconds(60)?),
+            "h" => Retention::Time(seconds(3600)?),
+            _ => return Err(invalid()),
+        })
+    }
+}
+
+/// What a call to [`Db::compact`] did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CompactionReport {
+    /// The compacted revision after the call.
+    pub revision: Revision,
+    /// The compacted revision before the call.
+    pub previous: Revision,
+    /// True when the store was already compacted at or above the requested revision, so
+    /// nothing was done.
+    pub already_compacted: bool,
+    /// Records (superseded versions and tombstones) deleted from disk.
+    pub removed_records: u64,
+    /// How long it took.
+    #[serde(serialize_with = "serialize_millis")]
+    pub elapsed: Duration,
+}
+
+fn serialize_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
+}
+
+impl Db {
+    /// Compacts history at `revision`: reads at or above it behave as before, reads below it
+    /// fail with [`Error::Expired`]. Blocks until the compaction is finished.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::FutureRevision`] above the current revision; [`Error::Storage`] when sled fails
+    /// (an interrupted compaction is finished by the next open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use revkv::{Db, Error};
+    /// # let db = Db::temporary()?;
+    /// let old = db.put("k", "v1")?;
+    /// let new = db.put("k", "v2")?;
+    /// db.compact(new)?;
+    /// assert!(matches!(db.get_at("k", old), Err(Error::Expired { .. })));
+    /// assert_eq!(db.get_at("k", new)?.unwrap().value, b"v2");
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn compact(&self, revision: Revision) -> Result<CompactionReport> {
+        self.compact_with_progress(revision, |_| {})
+    }
+
+    /// As [`Db::compact`], calling `progress` with the revision reached after every batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::compact`].
+    pub fn compact_with_progress(&self, revision: Revision, progress: impl FnMut(Revision)) -> Result<CompactionReport> {
+        self.shared.compact(revision, progress, &|| false)
+    }
+
+    /// The revision the retention policy would compact at now, if it is above the compacted
+    /// revision; `None` when there is nothing to compact or retention is manual.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] or [`Error::Corrupted`] when commit times cannot be read.
+    pub fn retention_boundary(&self) -> Result<Option<Revision>> {
+        self.shared.retention_boundary()
+    }
+}
+
+impl Shared {
+    pub(crate) fn compact(
+        &self,
+        target: Revision,
+        mut progress: impl FnMut(Revision),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<CompactionReport> {
+        let started = Instant::now();
+        let _one_at_a_time = self.compaction_lock.lock();
+        let current = self.index.visible().revision;
+        if target > current {
+            return Err(Error::FutureRevision { requested: target, current });
+        }
+        let previous = self.compacted();
+        let mut report = CompactionReport {
+            revision: previous.max(target),
+            previous,
+            already_compacted: target <= previous,
+            removed_records: 0,
+            elapsed: Duration::ZERO,
+        };
+        if !report.already_compacted {
+            self.write_meta(Meta::CompactedRevision, target)?;
+            self.compacted.store(target.get(), Ordering::Release);
+            self.index.release_below(target);
+            report.removed_records = self.finish_compaction(&mut progress, stop)?;
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Steps 2 and 3: deletes the garbage between the finished and the compacted revision.
+    /// Returns the number of records deleted; stops early (leaving the work to the next open)
+    /// when `stop` says so.
+    pub(crate) fn finish_compaction(&self, progress: &mut dyn FnMut(Revision), stop: &dyn Fn() -> bool) -> Result<u64> {
+        let target = self.compacted();
+        let finished = Revision::new(self.read_meta(Meta::FinishedCompaction)?);
+        if finished >= target {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        let mut cursor = encoding::record_key_floor(finished.next()).to_vec();
+        let end = encoding::record_key_floor(target.next());
+        loop {
+            if stop() {
+                return Ok(removed);
+            }
+            let mut batch = sled::Batch::default();
+            let mut tombstones = Vec::new();
+            let mut last = None;
+            for item in self.data.range(cursor.as_slice()..end.as_slice()).take(BATCH_RECORDS) {
+                let (sled_key, bytes) = item?;
+                let location = Location::from_record_key(&sled_key)?;
+                let record = Record::decode(location, &bytes)?;
+                removed += garbage_of(&record, location, &mut batch);
+                if matches!(record.change, Change::Delete) {
+                    tombstones.push((record.key, location));
+                }
+                last = Some((sled_key, location));
+            }
+            let Some((last_key, reached)) = last else { break };
+            self.data.apply_batch(batch)?;
+            for (key, location) in tombstones {
+                // Conditional, because a writer may have re-created the key meanwhile.
+                let tombstone = Latest { location, live: false }.encode();
+                let _ = self.data.compare_and_swap(Latest::sled_key(&key), Some(tombstone), None::<Vec<u8>>)?;
+            }
+            progress(reached.revision);
+            cursor = last_key.to_vec();
+            cursor.push(0);
+        }
+        self.delete_commit_times(finished, target)?;
+        self.write_meta(Meta::FinishedCompaction, target)?;
+        progress(target);
+        Ok(removed)
+    }
+
+    /// Commit times below the compacted revision are no longer needed; the compacted
+    /// revision's own stays, so the store's head revision survives a restart.
+    fn delete_commit_times(&self, from: Revision, to: Revision) -> Result<()> {
+        let range = encoding::commit_time_key(from)..encoding::commit_time_key(to);
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for item in self.data.range(range) {
+            batch.remove(item?.0);
+            pending += 1;
+            if pending == BATCH_RECORDS {
+                self.data.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+        }
+        self.data.apply_batch(batch)?;
+        Ok(())
+    }
+
+    fn retention_boundary(&self) -> Result<Option<Revision>> {
+        let current = self.index.visible().revision;
+        let compacted = self.compacted();
+        let boundary = match self.options.retention {
+            Retention::Manual => return Ok(None),
+            Retention::Revisions(keep) => Revision::new(current.get().saturating_sub(keep)),
+            Retention::Time(keep) => {
+                let keep = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+                let cutoff = crate::store::now_millis().saturating_sub(keep);
+                let mut boundary = compacted;
+                for item in self.data.range(encoding::commit_time_key(compacted)..encoding::commit_time_key(current.next())) {
+                    let (key, bytes) = item?;
+                    let revision = encoding::revision_of_commit_time_key(&key)?;
+                    if encoding::decode_commit_time(revision, &bytes)? > cutoff {
+                        break;
+                    }
+                    boundary = revision;
+                }
+                boundary
+            }
+        };
+        Ok(Some(boundary).filter(|&boundary| boundary > compacted))
+    }
+}
+
+/// Adds the deletions `record` makes garbage to `batch`; returns how many.
+fn garbage_of(record: &Record, location: Location, batch: &mut sled::Batch) -> u64 {
+    let mut removed = 0;
+    let replaces_live_version = match &record.change {
+        Change::Put(stored) => stored.version > 1,
+        Change::Delete => true,
+    };
+    // A put that re-creates a key points at a tombstone, which is garbage by itself: it was
+    // deleted by an earlier compaction, or is deleted below as part of this one.
+    if let (true, Some(prev)) = (replaces_live_version, record.prev) {
+        batch.remove(&prev.record_key());
+        removed += 1;
+    }
+    if matches!(record.change, Change::Delete) {
+        batch.remove(&location.record_key());
+        removed += 1;
+    }
+    removed
+}
+
+/// The background compactor: keeps the retention window until the last [`Db`] handle drops.
+pub(crate) struct Compactor {
+    signal: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Compactor {
+    pub(crate) fn start(shared: &Arc<Shared>) -> Option<Compactor> {
+        let interval = match shared.options.retention {
+            Retention::Manual => return None,
+            Retention::Revisions(_) => Duration::from_secs(1),
+            Retention::Time(keep) => (keep / 10).clamp(Duration::from_millis(10), Duration::from_secs(30)),
+        };
+        let interval = shared.options.compaction_interval.unwrap_or(interval);
+        let signal = Arc::new((Mutex::new(false), Condvar::new()));
+        let thread = {
+            let signal = Arc::clone(&signal);
+            let shared = Arc::clone(shared);
+            std::thread::Builder::new()
+                .name("revkv-compactor".into())
+                .spawn(move || run(&shared, &signal, interval))
+                .expect("spawning the compactor thread")
+        };
+        Some(Compactor { signal, thread: Some(thread) })
+    }
+}
+
+fn run(shared: &Shared, signal: &(Mutex<bool>, Condvar), interval: Duration) {
+    let (stopped, wake) = signal;
+    let stop = || *stopped.lock();
+    loop {
+        {
+            let mut stopped = stopped.lock();
+            if !*stopped {
+                wake.wait_for(&mut stopped, interval);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        // A failure is retried at the next tick; reads and writes report storage errors
+        // themselves, and an unfinished compaction is completed then or at the next open.
+        if let Ok(Some(boundary)) = shared.retention_boundary() {
+            let _ = shared.compact(boundary, |_| {}, &stop);
+        }
+    }
+}
+
+impl Drop for Compactor {
+    fn drop(&mut self) {
+        *self.signal.0.lock() = true;
+        self.signal.1.notify_all();
+        if let Some(thread) = self.thread.take() {
+            // The thread never holds a Compactor, so this never joins the current thread.
+            let _ = thread.join();
+        }
+    }
+}
