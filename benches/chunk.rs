@@ -1,12 +1,16 @@
 //! One list chunk (limit 500, 256-byte values, exact remaining count included) at the first,
 //! middle and last position of collections of 10k and 1M keys.
 //!
-//! `cargo bench --bench chunk`; set `REVKV_BENCH_SIZES=10000,100000,1000000` to choose sizes.
+//! `cargo bench --bench chunk` (add `--no-default-features` for the system allocator); set `REVKV_BENCH_SIZES=10000,100000,1000000` to choose sizes.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use revkv::{Db, Durability, ListOptions, Op, Retention, Txn};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const LIMIT: usize = 500;
 const VALUE_SIZE: usize = 256;
@@ -14,7 +18,12 @@ const VALUE_SIZE: usize = 256;
 fn sizes() -> Vec<usize> {
     std::env::var("REVKV_BENCH_SIZES")
         .ok()
-        .map(|sizes| sizes.split(',').map(|s| s.trim().parse().expect("sizes are numbers")).collect())
+        .map(|sizes| {
+            sizes
+                .split(',')
+                .map(|s| s.trim().parse().expect("sizes are numbers"))
+                .collect()
+        })
         .unwrap_or_else(|| vec![10_000, 1_000_000])
 }
 
@@ -23,11 +32,13 @@ fn loaded_store(keys: usize) -> Db {
         .durability(Durability::Buffered)
         .retention(Retention::Manual)
         .max_page_size(keys.max(LIMIT))
+        .cache_bytes(1 << 30)
         .temporary()
         .expect("temporary store");
     let value = vec![b'v'; VALUE_SIZE];
     for start in (0..keys).step_by(1000) {
-        let ops = (start..(start + 1000).min(keys)).map(|i| Op::put(format!("bench/{i:08}"), value.clone()));
+        let ops = (start..(start + 1000).min(keys))
+            .map(|i| Op::put(format!("bench/{i:08}"), value.clone()));
         db.txn(Txn::new().then(ops)).expect("load");
     }
     db.flush().expect("flush");
@@ -40,7 +51,9 @@ fn chunk_at(db: &Db, position: usize) -> ListOptions {
     if position == 0 {
         return base;
     }
-    let skipped = db.list(&ListOptions::prefix("bench/").limit(position)).expect("skip");
+    let skipped = db
+        .list(&ListOptions::prefix("bench/").limit(position))
+        .expect("skip");
     base.continue_token(skipped.continue_token.expect("more items follow"))
 }
 

@@ -63,7 +63,10 @@ impl Location {
                     sub: u32::from_be_bytes([*s0, *s1, *s2, *s3]),
                 })
             }
-            _ => Err(Error::corrupted("a record key", format!("malformed key {key:02x?}"))),
+            _ => Err(Error::corrupted(
+                "a record key",
+                format!("malformed key {key:02x?}"),
+            )),
         }
     }
 }
@@ -87,6 +90,7 @@ pub(crate) fn record_prefix() -> [u8; 1] {
 /// One change of one key, as stored at its [`Location`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Record {
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
     /// The key's previous change (a put or a tombstone), if it had one; the chain that
     /// historical reads and compaction follow.
@@ -104,6 +108,7 @@ pub(crate) enum Change {
 /// The contents of a key after a put.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredValue {
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub create_revision: Revision,
     pub version: u64,
@@ -137,7 +142,10 @@ impl Record {
             bincode::serde::decode_from_slice(body, bincode_config())
                 .map_err(|e| corrupted(format!("undecodable record: {e}")))?;
         if used != body.len() {
-            return Err(corrupted(format!("{} trailing bytes after the record", body.len() - used)));
+            return Err(corrupted(format!(
+                "{} trailing bytes after the record",
+                body.len() - used
+            )));
         }
         Ok(record)
     }
@@ -172,17 +180,27 @@ impl Latest {
         let mut payload = [0u8; 13];
         payload[..8].copy_from_slice(&self.location.revision.to_key_bytes());
         payload[8..12].copy_from_slice(&self.location.sub.to_be_bytes());
-        payload[12] = if self.live { LATEST_LIVE } else { LATEST_TOMBSTONE };
+        payload[12] = if self.live {
+            LATEST_LIVE
+        } else {
+            LATEST_TOMBSTONE
+        };
         seal(&payload)
     }
 
     pub(crate) fn decode(user_key: &[u8], bytes: &[u8]) -> Result<Self> {
         let corrupted = |reason: String| {
-            Error::corrupted(format!("latest pointer of key {}", crate::display_key(user_key)), reason)
+            Error::corrupted(
+                format!("latest pointer of key {}", crate::display_key(user_key)),
+                reason,
+            )
         };
         let payload = unseal(bytes).map_err(corrupted)?;
         let [r0, r1, r2, r3, r4, r5, r6, r7, s0, s1, s2, s3, state] = *payload else {
-            return Err(corrupted(format!("payload of {} bytes, expected 13", payload.len())));
+            return Err(corrupted(format!(
+                "payload of {} bytes, expected 13",
+                payload.len()
+            )));
         };
         let live = match state {
             LATEST_LIVE => true,
@@ -219,7 +237,10 @@ pub(crate) fn revision_of_commit_time_key(key: &[u8]) -> Result<Revision> {
             })?;
             Ok(Revision::from_key_bytes(bytes))
         }
-        _ => Err(Error::corrupted("a commit time key", format!("malformed key {key:02x?}"))),
+        _ => Err(Error::corrupted(
+            "a commit time key",
+            format!("malformed key {key:02x?}"),
+        )),
     }
 }
 
@@ -254,7 +275,8 @@ impl Meta {
     }
 
     pub(crate) fn decode(self, bytes: &[u8]) -> Result<u64> {
-        let corrupted = |reason: String| Error::corrupted(format!("metadata {}", self.name()), reason);
+        let corrupted =
+            |reason: String| Error::corrupted(format!("metadata {}", self.name()), reason);
         let payload = unseal(bytes).map_err(corrupted)?;
         let raw: [u8; 8] = payload
             .try_into()
@@ -269,8 +291,9 @@ pub(crate) fn encode_commit_time(millis: u64) -> Vec<u8> {
 }
 
 pub(crate) fn decode_commit_time(revision: Revision, bytes: &[u8]) -> Result<u64> {
-    let payload = unseal(bytes)
-        .map_err(|reason| Error::corrupted(format!("commit time of revision {revision}"), reason))?;
+    let payload = unseal(bytes).map_err(|reason| {
+        Error::corrupted(format!("commit time of revision {revision}"), reason)
+    })?;
     let raw: [u8; 8] = payload.try_into().map_err(|_| {
         Error::corrupted(
             format!("commit time of revision {revision}"),
@@ -296,7 +319,9 @@ fn unseal(sealed: &[u8]) -> std::result::Result<&[u8], String> {
     let expected = u32::from_be_bytes(*crc);
     let actual = crc32fast::hash(payload);
     if expected != actual {
-        return Err(format!("checksum mismatch: stored {expected:08x}, computed {actual:08x}"));
+        return Err(format!(
+            "checksum mismatch: stored {expected:08x}, computed {actual:08x}"
+        ));
     }
     Ok(payload)
 }
@@ -310,7 +335,10 @@ mod tests {
     fn put_record() -> Record {
         Record {
             key: b"pods/a".to_vec(),
-            prev: Some(Location { revision: Revision::new(3), sub: 1 }),
+            prev: Some(Location {
+                revision: Revision::new(3),
+                sub: 1,
+            }),
             change: Change::Put(StoredValue {
                 value: b"hello".to_vec(),
                 create_revision: Revision::new(3),
@@ -323,13 +351,26 @@ mod tests {
 
     #[test]
     fn record_keys_sort_by_revision_then_change() {
-        let locations = [(1, 0), (1, 1), (1, 256), (2, 0), (256, 0), (u64::MAX, u32::MAX)]
-            .map(|(r, s)| Location { revision: Revision::new(r), sub: s });
+        let locations = [
+            (1, 0),
+            (1, 1),
+            (1, 256),
+            (2, 0),
+            (256, 0),
+            (u64::MAX, u32::MAX),
+        ]
+        .map(|(r, s)| Location {
+            revision: Revision::new(r),
+            sub: s,
+        });
         for pair in locations.windows(2) {
             assert!(pair[0].record_key() < pair[1].record_key());
         }
         for location in locations {
-            assert_eq!(Location::from_record_key(&location.record_key()).unwrap(), location);
+            assert_eq!(
+                Location::from_record_key(&location.record_key()).unwrap(),
+                location
+            );
         }
     }
 
@@ -346,14 +387,20 @@ mod tests {
     #[test]
     fn record_round_trips() {
         let record = put_record();
-        let location = Location { revision: Revision::new(5), sub: 0 };
+        let location = Location {
+            revision: Revision::new(5),
+            sub: 0,
+        };
         assert_eq!(Record::decode(location, &record.encode()).unwrap(), record);
     }
 
     #[test]
     fn every_flipped_bit_in_a_record_is_detected() {
         let bytes = put_record().encode();
-        let location = Location { revision: Revision::new(5), sub: 0 };
+        let location = Location {
+            revision: Revision::new(5),
+            sub: 0,
+        };
         for bit in 0..bytes.len() * 8 {
             let mut damaged = bytes.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -366,16 +413,27 @@ mod tests {
     #[test]
     fn every_truncation_of_a_record_is_detected() {
         let bytes = put_record().encode();
-        let location = Location { revision: Revision::new(5), sub: 0 };
+        let location = Location {
+            revision: Revision::new(5),
+            sub: 0,
+        };
         for len in 0..bytes.len() {
-            assert!(Record::decode(location, &bytes[..len]).is_err(), "length {len}");
+            assert!(
+                Record::decode(location, &bytes[..len]).is_err(),
+                "length {len}"
+            );
         }
     }
 
     #[test]
     fn latest_pointer_round_trips_and_rejects_bad_state() {
-        let latest =
-            Latest { location: Location { revision: Revision::new(9), sub: 7 }, live: false };
+        let latest = Latest {
+            location: Location {
+                revision: Revision::new(9),
+                sub: 7,
+            },
+            live: false,
+        };
         assert_eq!(Latest::decode(b"k", &latest.encode()).unwrap(), latest);
         let mut payload = latest.encode()[4..].to_vec();
         payload[12] = 9;

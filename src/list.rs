@@ -71,7 +71,11 @@ impl ListOptions {
     pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
         let prefix = prefix.into();
         let upper = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        ListOptions { lower: Bound::Included(prefix), upper, ..ListOptions::all() }
+        ListOptions {
+            lower: Bound::Included(prefix),
+            upper,
+            ..ListOptions::all()
+        }
     }
 
     /// The keys from `start` (included) to `end` (excluded).
@@ -85,7 +89,10 @@ impl ListOptions {
 
     /// The keys from `start` (included) to the end of the key space.
     pub fn from(start: impl Into<Vec<u8>>) -> Self {
-        ListOptions { lower: Bound::Included(start.into()), ..ListOptions::all() }
+        ListOptions {
+            lower: Bound::Included(start.into()),
+            ..ListOptions::all()
+        }
     }
 
     /// At most `limit` entries per chunk; the default and the maximum are the store's
@@ -173,7 +180,9 @@ impl Db {
         let max = self.shared.options.max_page_size;
         let limit = options.limit.unwrap_or(max);
         if limit == 0 || limit > max {
-            return Err(Error::invalid_request(format!("limit {limit} is outside 1..={max}")));
+            return Err(Error::invalid_request(format!(
+                "limit {limit} is outside 1..={max}"
+            )));
         }
         let fingerprint = options.fingerprint();
         let (revision, resume_after) = match &options.continue_token {
@@ -181,24 +190,37 @@ impl Db {
                 let token = decode_for(options, fingerprint, token)?;
                 (token.revision, Some(token.last_key))
             }
-            None => (options.revision.unwrap_or_else(|| self.current_revision()), None),
+            None => (
+                options.revision.unwrap_or_else(|| self.current_revision()),
+                None,
+            ),
         };
-        let view = self.shared.view_at(revision).map_err(|err| match (err, &resume_after) {
-            (Error::Expired { requested, compacted, .. }, Some(last_key)) => Error::Expired {
-                requested,
-                compacted,
-                continue_token: Some(
-                    ContinueToken {
-                        revision: self.current_revision(),
-                        reverse: options.reverse,
-                        fingerprint,
-                        last_key: last_key.clone(),
-                    }
-                    .encode(),
-                ),
-            },
-            (err, _) => err,
-        })?;
+        let view = self
+            .shared
+            .view_at(revision)
+            .map_err(|err| match (err, &resume_after) {
+                (
+                    Error::Expired {
+                        requested,
+                        compacted,
+                        ..
+                    },
+                    Some(last_key),
+                ) => Error::Expired {
+                    requested,
+                    compacted,
+                    continue_token: Some(
+                        ContinueToken {
+                            revision: self.current_revision(),
+                            reverse: options.reverse,
+                            fingerprint,
+                            last_key: last_key.clone(),
+                        }
+                        .encode(),
+                    ),
+                },
+                (err, _) => err,
+            })?;
         let page = self.read_chunk(&view, options, resume_after.as_deref(), limit)?;
         if page.continue_token.is_some() && resume_after.is_none() {
             self.shared.index.pin(view);
@@ -206,7 +228,13 @@ impl Db {
         Ok(page)
     }
 
-    fn read_chunk(&self, view: &View, options: &ListOptions, resume_after: Option<&[u8]>, limit: usize) -> Result<ListPage> {
+    fn read_chunk(
+        &self,
+        view: &View,
+        options: &ListOptions,
+        resume_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<ListPage> {
         let mut lower = options.lower.as_ref().map(Vec::as_slice);
         let mut upper = options.upper.as_ref().map(Vec::as_slice);
         if let Some(last) = resume_after {
@@ -217,17 +245,27 @@ impl Db {
             }
         }
         let chunk: Vec<_> = if options.reverse {
-            view.tree.range_rev(lower, upper).take(limit).map(|(k, l)| (k.clone(), *l)).collect()
+            view.tree
+                .range_rev(lower, upper)
+                .take(limit)
+                .map(|(k, l)| (k.clone(), *l))
+                .collect()
         } else {
-            view.tree.range(lower, upper).take(limit).map(|(k, l)| (k.clone(), *l)).collect()
+            view.tree
+                .range(lower, upper)
+                .take(limit)
+                .map(|(k, l)| (k.clone(), *l))
+                .collect()
         };
-        let mut items = Vec::with_capacity(chunk.len());
-        for (key, location) in &chunk {
-            let entry = self.shared.live_entry(*location, view.revision)?;
+        let locations: Vec<_> = chunk.iter().map(|(_, location)| *location).collect();
+        let items = self.shared.live_entries(&locations, view.revision)?;
+        for ((key, location), entry) in chunk.iter().zip(&items) {
             if entry.key.as_slice() != &**key {
-                return Err(Error::corrupted(location.to_string(), "the record holds another key than the index"));
+                return Err(Error::corrupted(
+                    location.to_string(),
+                    "the record holds another key than the index",
+                ));
             }
-            items.push(entry);
         }
         let remaining = match chunk.last() {
             Some((last, _)) if options.reverse => view.tree.count(lower, Bound::Excluded(last)),
@@ -243,7 +281,12 @@ impl Db {
             }
             .encode()
         });
-        Ok(ListPage { items, revision: view.revision, continue_token, remaining: Some(remaining as u64) })
+        Ok(ListPage {
+            items,
+            revision: view.revision,
+            continue_token,
+            remaining: Some(remaining as u64),
+        })
     }
 }
 
@@ -257,7 +300,10 @@ fn decode_for(options: &ListOptions, fingerprint: u32, token: &str) -> Result<Co
     if !options.contains(&token.last_key) {
         return Err(reject(TokenRejection::OutsideRange));
     }
-    if options.revision.is_some_and(|revision| revision != token.revision) {
+    if options
+        .revision
+        .is_some_and(|revision| revision != token.revision)
+    {
         return Err(reject(TokenRejection::RevisionMismatch));
     }
     Ok(token)
@@ -291,9 +337,21 @@ mod tests {
     #[test]
     fn fingerprint_separates_requests_but_not_pages() {
         let base = ListOptions::prefix("pods/");
-        assert_eq!(base.fingerprint(), base.clone().limit(7).revision(Revision::new(3)).fingerprint());
-        assert_ne!(base.fingerprint(), ListOptions::prefix("pods").fingerprint());
+        assert_eq!(
+            base.fingerprint(),
+            base.clone()
+                .limit(7)
+                .revision(Revision::new(3))
+                .fingerprint()
+        );
+        assert_ne!(
+            base.fingerprint(),
+            ListOptions::prefix("pods").fingerprint()
+        );
         assert_ne!(base.fingerprint(), base.clone().reverse(true).fingerprint());
-        assert_ne!(ListOptions::range("a", "b").fingerprint(), ListOptions::range("a", "c").fingerprint());
+        assert_ne!(
+            ListOptions::range("a", "b").fingerprint(),
+            ListOptions::range("a", "c").fingerprint()
+        );
     }
 }

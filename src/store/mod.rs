@@ -7,6 +7,7 @@ pub(crate) use write::now_millis;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -107,8 +108,10 @@ impl Options {
     /// the stored index cannot be read back. A compaction that a crash interrupted is finished
     /// before this returns.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
-        let config = sled::Config::new().path(path.as_ref()).cache_capacity(self.cache_bytes);
-        Db::restore(config.open()?, self)
+        let config = sled::Config::new()
+            .path(path.as_ref())
+            .cache_capacity(self.cache_bytes);
+        Db::restore(open_waiting_for_lock(&config)?, self)
     }
 
     /// Opens a store in a temporary directory that is removed when the last handle is dropped.
@@ -117,7 +120,9 @@ impl Options {
     ///
     /// [`Error::Storage`] when the temporary directory cannot be created.
     pub fn temporary(self) -> Result<Db> {
-        let config = sled::Config::new().temporary(true).cache_capacity(self.cache_bytes);
+        let config = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(self.cache_bytes);
         Db::restore(config.open()?, self)
     }
 }
@@ -220,32 +225,45 @@ impl Db {
                 live.push((Key::from(user_key), latest.location));
             }
         }
-        let (head, last_commit_millis) = match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
-            Some(item) => {
-                let (key, bytes) = item?;
-                let revision = encoding::revision_of_commit_time_key(&key)?;
-                (revision, encoding::decode_commit_time(revision, &bytes)?)
-            }
-            None => (Revision::new(compacted), 0),
+        let (head, last_commit_millis) =
+            match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
+                Some(item) => {
+                    let (key, bytes) = item?;
+                    let revision = encoding::revision_of_commit_time_key(&key)?;
+                    (revision, encoding::decode_commit_time(revision, &bytes)?)
+                }
+                None => (Revision::new(compacted), 0),
+            };
+        let view = View {
+            revision: head,
+            tree: Tree::from_sorted(live),
         };
-        let view = View { revision: head, tree: Tree::from_sorted(live) };
         let index = Index::new(view.clone(), options.pinned_snapshots);
         let shared = Arc::new(Shared {
-                sled,
-                data,
-                index,
-                options,
-                writer: Mutex::new(Writer { applied: view, last_commit_millis }),
-                applied: AtomicU64::new(head.get()),
-                flush: Mutex::new(FlushState { durable: head, flushing: false }),
-                flush_done: Condvar::new(),
-                compacted: AtomicU64::new(compacted),
-                compaction_lock: Mutex::new(()),
-                poisoned: AtomicBool::new(false),
+            sled,
+            data,
+            index,
+            options,
+            writer: Mutex::new(Writer {
+                applied: view,
+                last_commit_millis,
+            }),
+            applied: AtomicU64::new(head.get()),
+            flush: Mutex::new(FlushState {
+                durable: head,
+                flushing: false,
+            }),
+            flush_done: Condvar::new(),
+            compacted: AtomicU64::new(compacted),
+            compaction_lock: Mutex::new(()),
+            poisoned: AtomicBool::new(false),
         });
         shared.finish_compaction(&mut |_| {}, &|| false)?;
         let compactor = Compactor::start(&shared);
-        Ok(Db { shared, _compactor: Arc::new(compactor) })
+        Ok(Db {
+            shared,
+            _compactor: Arc::new(compactor),
+        })
     }
 
     /// The newest revision readers see.
@@ -266,7 +284,8 @@ impl Db {
     ///
     /// [`Error::Storage`] when the flush fails; the store is then poisoned.
     pub fn flush(&self) -> Result<()> {
-        self.shared.wait_durable(Revision::new(self.shared.applied.load(Ordering::Acquire)))
+        self.shared
+            .wait_durable(Revision::new(self.shared.applied.load(Ordering::Acquire)))
     }
 
     /// The key's current entry, or `None` when it does not exist.
@@ -383,9 +402,54 @@ impl Shared {
             Some(record) => Entry::from_put(location, record),
             None => {
                 self.check_not_compacted(revision)?;
-                Err(Error::corrupted(location.to_string(), "the record of a live key is missing"))
+                Err(Error::corrupted(
+                    location.to_string(),
+                    "the record of a live key is missing",
+                ))
             }
         }
+    }
+
+    /// The entries of live keys at `locations`, in the order given.
+    ///
+    /// A sled point read descends the whole sled tree; a chunk's records usually sit close
+    /// together in the log (keys written by the same or nearby revisions), so they are read in
+    /// location order, walking one range iterator across short gaps and seeking across long ones.
+    pub(crate) fn live_entries(
+        &self,
+        locations: &[Location],
+        revision: Revision,
+    ) -> Result<Vec<Entry>> {
+        let mut order: Vec<usize> = (0..locations.len()).collect();
+        order.sort_unstable_by_key(|&i| locations[i]);
+        let mut found: Vec<Option<Entry>> = vec![None; locations.len()];
+        let mut walk = None;
+        for i in order {
+            let wanted = locations[i];
+            let bytes = match walk
+                .as_mut()
+                .and_then(|records| walk_to(records, &wanted.record_key()))
+            {
+                Some(reached) => reached?,
+                None => {
+                    let records = walk.insert(self.data.range(wanted.record_key()..).peekable());
+                    walk_to(records, &wanted.record_key())
+                        .expect("a fresh walk starts at the key")?
+                }
+            };
+            let Some(bytes) = bytes else {
+                self.check_not_compacted(revision)?;
+                return Err(Error::corrupted(
+                    wanted.to_string(),
+                    "the record of a live key is missing",
+                ));
+            };
+            found[i] = Some(Entry::from_put(wanted, Record::decode(wanted, &bytes)?)?);
+        }
+        Ok(found
+            .into_iter()
+            .map(|entry| entry.expect("every location was visited"))
+            .collect())
     }
 
     pub(crate) fn get_in_view(&self, view: &View, key: &[u8]) -> Result<Option<Entry>> {
@@ -401,7 +465,8 @@ impl Shared {
 
     /// Writes and flushes a metadata entry: each one marks a durable step.
     pub(crate) fn write_meta(&self, meta: Meta, revision: Revision) -> Result<()> {
-        self.data.insert(meta.sled_key(), Meta::encode(revision.get()))?;
+        self.data
+            .insert(meta.sled_key(), Meta::encode(revision.get()))?;
         self.sled.flush()?;
         Ok(())
     }
@@ -414,11 +479,69 @@ impl Shared {
     pub(crate) fn check_not_compacted(&self, revision: Revision) -> Result<()> {
         let compacted = self.compacted();
         if revision < compacted {
-            return Err(Error::Expired { requested: revision, compacted, continue_token: None });
+            return Err(Error::Expired {
+                requested: revision,
+                compacted,
+                continue_token: None,
+            });
         }
         Ok(())
     }
 }
+
+/// Advances `records` to `key`, skipping at most a few records on the way: `Some(Ok(Some))`
+/// when the record is there, `Some(Ok(None))` when it is not, `None` when it is too far ahead
+/// to walk to (seek instead).
+fn walk_to(
+    records: &mut std::iter::Peekable<sled::Iter>,
+    key: &[u8],
+) -> Option<Result<Option<sled::IVec>>> {
+    /// Skipping one record costs far less than a seek, which descends the whole sled tree.
+    const MAX_SKIP: usize = 16;
+    for _ in 0..=MAX_SKIP {
+        match records.peek() {
+            Some(Ok((at, _))) if at.as_ref() < key => {
+                records.next();
+            }
+            Some(Ok((at, _))) if at.as_ref() == key => {
+                return records
+                    .next()
+                    .map(|item| item.map(|(_, bytes)| Some(bytes)).map_err(Error::from));
+            }
+            Some(Ok(_)) | None => return Some(Ok(None)),
+            Some(Err(_)) => {
+                return records
+                    .next()
+                    .map(|item| item.map(|_| None).map_err(Error::from))
+            }
+        }
+    }
+    None
+}
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] for its directory lock.
+///
+/// sled writes log segments on background threads that keep its lock file open for a moment
+/// after the last handle is dropped, so reopening a store right after closing it in the same
+/// process can find the lock still held. A lock that is held longer belongs to another process
+/// (or another open handle) and is reported as the storage error it is.
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
+    let started = Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(cause))
+                if cause.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            outcome => return Ok(outcome?),
+        }
+    }
+}
+
+/// How long [`open_waiting_for_lock`] waits for sled's directory lock.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 fn check_format(data: &sled::Tree) -> Result<()> {
     let key = Meta::FormatVersion.sled_key();
@@ -434,7 +557,10 @@ fn check_format(data: &sled::Tree) -> Result<()> {
         }
         None => {
             if data.iter().next().is_some() {
-                return Err(Error::corrupted("metadata format_version", "missing in a non-empty store"));
+                return Err(Error::corrupted(
+                    "metadata format_version",
+                    "missing in a non-empty store",
+                ));
             }
             data.insert(key, Meta::encode(u64::from(encoding::FORMAT_VERSION)))?;
         }
