@@ -1,0 +1,267 @@
+//! The command line: its arguments, one library call per command, and the ways a command fails.
+
+mod compact;
+mod demo;
+mod load;
+mod output;
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use clap::builder::TypedValueParser;
+use clap::{Args, Parser, Subcommand};
+use revkv::{Db, Durability, ListOptions, Options, Retention, Revision};
+
+pub use output::error_line;
+
+/// An embedded, snapshot-consistent MVCC storage engine for paginated list APIs.
+#[derive(Parser)]
+#[command(name = "revkv", version, about)]
+pub struct Cli {
+    /// The store's directory; created when missing.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./revkv-data",
+        global = true
+    )]
+    data: PathBuf,
+    /// How much history commands that open the store keep: a duration (`90s`, `5m`, `1h`),
+    /// a number of revisions (`10000rev`), or `manual`.
+    #[arg(long, value_name = "WINDOW", default_value = "5m", global = true)]
+    retention: Retention,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sets KEY to VALUE; prints the revision of the write.
+    Put { key: String, value: String },
+    /// Deletes KEY; prints the revision and whether the key existed.
+    Delete { key: String },
+    /// Prints the entry of KEY as JSON; exits with status 1 when it does not exist.
+    Get {
+        key: String,
+        /// Reads the entry as it was at this revision.
+        #[arg(long, value_name = "N", value_parser = revision_parser())]
+        revision: Option<Revision>,
+    },
+    /// Prints one chunk of a key range, with the token that continues it.
+    List(ListArgs),
+    /// Writes COUNT generated keys, PREFIX followed by an 8-digit index, in batches.
+    Load {
+        #[arg(long)]
+        count: u64,
+        #[arg(long, default_value = "key/")]
+        prefix: String,
+        /// The length of each generated value, in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 256)]
+        value_size: usize,
+    },
+    /// Compacts history at revision N (default: the retention window's boundary): reads below
+    /// it fail with Expired afterwards.
+    Compact {
+        #[arg(long, value_name = "N", value_parser = revision_parser())]
+        revision: Option<Revision>,
+    },
+    /// Prints the store's revisions, key and record counts, and size on disk.
+    Stat {
+        /// Prints the figures as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pages through 100,000 keys of a temporary store while a writer changes them, and checks
+    /// that the pages form the snapshot of the first one.
+    Demo,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Lists the keys that start with P.
+    #[arg(long, value_name = "P", conflicts_with_all = ["from", "to"])]
+    prefix: Option<String>,
+    /// Lists from this key (included); to the end of the key space unless --to is given.
+    #[arg(long, value_name = "KEY")]
+    from: Option<String>,
+    /// Lists up to this key (excluded).
+    #[arg(long, value_name = "KEY")]
+    to: Option<String>,
+    /// The most entries in this chunk.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    limit: usize,
+    /// Continues a list from the token printed with its previous chunk.
+    #[arg(long = "continue", value_name = "TOKEN")]
+    continue_token: Option<String>,
+    /// Reads the list at this revision instead of the newest.
+    #[arg(long, value_name = "N", value_parser = revision_parser())]
+    revision: Option<Revision>,
+    /// Lists in descending key order.
+    #[arg(long)]
+    reverse: bool,
+    /// Prints the chunk as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn revision_parser() -> impl TypedValueParser<Value = Revision> {
+    clap::value_parser!(u64).map(Revision::new)
+}
+
+impl Cli {
+    /// Whether the command asked for JSON output, which its error line then follows too.
+    pub fn wants_json(&self) -> bool {
+        match &self.command {
+            Command::List(args) => args.json,
+            Command::Stat { json } => *json,
+            _ => false,
+        }
+    }
+}
+
+impl ListArgs {
+    fn into_options(self) -> ListOptions {
+        let mut options = match (self.prefix, self.from, self.to) {
+            (Some(prefix), _, _) => ListOptions::prefix(prefix),
+            (None, from, Some(to)) => ListOptions::range(from.unwrap_or_default(), to),
+            (None, Some(from), None) => ListOptions::from(from),
+            (None, None, None) => ListOptions::all(),
+        }
+        .limit(self.limit)
+        .reverse(self.reverse);
+        if let Some(token) = self.continue_token {
+            options = options.continue_token(token);
+        }
+        if let Some(revision) = self.revision {
+            options = options.revision(revision);
+        }
+        options
+    }
+}
+
+/// Runs one command and prints its result on stdout.
+pub fn run(args: Cli) -> Result<(), Failure> {
+    let data = args.data;
+    let store = Db::options().retention(args.retention);
+    let open = |options: Options| options.open(&data);
+    match args.command {
+        Command::Put { key, value } => {
+            let revision = open(store)?.put(key, value)?;
+            output::print_json(&output::Put { revision })
+        }
+        Command::Delete { key } => {
+            let (revision, deleted) = open(store)?.delete(key)?;
+            output::print_json(&output::Deleted { revision, deleted })
+        }
+        Command::Get { key, revision } => {
+            let db = open(store)?;
+            let revision = revision.unwrap_or_else(|| db.current_revision());
+            match db.get_at(&key, revision)? {
+                Some(entry) => output::print_entry(&entry),
+                None => Err(Failure::NotFound { key, revision }),
+            }
+        }
+        Command::List(list) => {
+            let json = list.json;
+            let page = open(store)?.list(&list.into_options())?;
+            output::print_page(&page, json)
+        }
+        Command::Load {
+            count,
+            prefix,
+            value_size,
+        } => {
+            // Batches need no fsync each: one flush at the end makes the whole load durable.
+            let db = open(store.durability(Durability::Buffered))?;
+            let revision = load::load(&db, &prefix, count, value_size)?;
+            db.flush()?;
+            output::print_json(&output::Loaded {
+                revision,
+                loaded: count,
+            })
+        }
+        Command::Compact { revision } => {
+            let db = open(store)?;
+            let Some(target) = revision.or(db.retention_boundary()?) else {
+                let compacted = db.compacted_revision();
+                return output::print_json(&output::NothingToCompact { compacted });
+            };
+            let report = compact::compact(&db, target)?;
+            output::print_json(&report)
+        }
+        Command::Stat { json } => output::print_stat(&open(store)?.stat()?, json),
+        Command::Demo => demo::run(),
+    }
+}
+
+/// Why a command failed.
+pub enum Failure {
+    /// The store refused the request or could not carry it out.
+    Store(revkv::Error),
+    /// `get` found no entry: an expected outcome for the library, a failed lookup for a shell.
+    NotFound { key: String, revision: Revision },
+    /// The demo's pages differ from the snapshot they must equal.
+    SnapshotMismatch(String),
+    /// The result could not be written to stdout, for instance into a closed pipe.
+    Output(io::Error),
+}
+
+impl Failure {
+    /// A stable name for scripts: the library's [`revkv::Error::reason`] for store errors.
+    fn reason(&self) -> &'static str {
+        match self {
+            Failure::Store(error) => error.reason(),
+            Failure::NotFound { .. } => "NotFound",
+            Failure::SnapshotMismatch(_) => "SnapshotMismatch",
+            Failure::Output(_) => "Output",
+        }
+    }
+
+    /// The token an expired list can be continued with, inconsistently, at the newest revision.
+    fn continue_token(&self) -> Option<&str> {
+        match self {
+            Failure::Store(revkv::Error::Expired { continue_token, .. }) => {
+                continue_token.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Store(error) => {
+                write!(f, "{error}")?;
+                // `Storage` says only that sled failed; its cause (a held lock, a full disk) is
+                // what the user can act on.
+                let mut cause = std::error::Error::source(error);
+                while let Some(inner) = cause {
+                    write!(f, ": {inner}")?;
+                    cause = inner.source();
+                }
+                Ok(())
+            }
+            Failure::NotFound { key, revision } => {
+                write!(f, "key {key:?} not found at revision {revision}")
+            }
+            Failure::SnapshotMismatch(difference) => {
+                write!(f, "the pages differ from the snapshot: {difference}")
+            }
+            Failure::Output(error) => write!(f, "cannot write the output: {error}"),
+        }
+    }
+}
+
+impl From<revkv::Error> for Failure {
+    fn from(error: revkv::Error) -> Self {
+        Failure::Store(error)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Self {
+        Failure::Output(error)
+    }
+}

@@ -1,0 +1,252 @@
+//! The `revkv` binary, run as a user or a script would: arguments in, JSON or text out.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+
+fn revkv(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_revkv"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// The JSON a successful command printed.
+fn json_of(output: &Output) -> Value {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the command failed: {stderr}");
+    serde_json::from_slice(&output.stdout).expect("stdout is one JSON value")
+}
+
+fn run_json(data: &Path, args: &[&str]) -> Value {
+    json_of(&revkv(data, args))
+}
+
+fn keys_of(page: &Value) -> Vec<String> {
+    let items = page["items"].as_array().expect("items is an array");
+    items
+        .iter()
+        .map(|item| item["key"].as_str().expect("keys are text").to_owned())
+        .collect()
+}
+
+#[test]
+fn put_get_and_delete_print_their_results_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert_eq!(
+        run_json(data, &["put", "a", "one"]),
+        json!({ "revision": 1 })
+    );
+    assert_eq!(
+        run_json(data, &["put", "a", "two"]),
+        json!({ "revision": 2 })
+    );
+    assert_eq!(
+        run_json(data, &["get", "a"]),
+        json!({ "key": "a", "value": "two", "create_revision": 1, "mod_revision": 2, "version": 2 })
+    );
+    assert_eq!(
+        run_json(data, &["get", "a", "--revision", "1"])["value"],
+        "one"
+    );
+    assert_eq!(
+        run_json(data, &["delete", "a"]),
+        json!({ "revision": 3, "deleted": true })
+    );
+    assert_eq!(
+        run_json(data, &["delete", "a"]),
+        json!({ "revision": 3, "deleted": false })
+    );
+}
+
+#[test]
+fn getting_a_missing_key_exits_with_status_1_and_one_line_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    run_json(dir.path(), &["put", "present", "v"]);
+    let output = revkv(dir.path(), &["get", "absent"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: key \"absent\" not found at revision 1\n"
+    );
+}
+
+#[test]
+fn continue_tokens_page_through_every_item_of_the_first_chunks_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    run_json(
+        data,
+        &[
+            "load",
+            "--count",
+            "7",
+            "--prefix",
+            "p/",
+            "--value-size",
+            "4",
+        ],
+    );
+    run_json(data, &["put", "q", "outside the prefix"]);
+    let request = ["list", "--prefix", "p/", "--limit", "3", "--json"];
+    let mut page = run_json(data, &request);
+    let revision = page["revision"].clone();
+    let mut keys = keys_of(&page);
+    let mut remaining = vec![page["remaining"].clone()];
+    while let Some(token) = page["continue"].as_str().map(str::to_owned) {
+        // Written between chunks, so invisible to this list.
+        run_json(data, &["put", "p/00000003+", "new"]);
+        page = run_json(data, &[&request[..], &["--continue", &token]].concat());
+        assert_eq!(page["revision"], revision);
+        keys.extend(keys_of(&page));
+        remaining.push(page["remaining"].clone());
+    }
+    let expected: Vec<String> = (0..7).map(|index| format!("p/{index:08}")).collect();
+    assert_eq!(keys, expected);
+    assert_eq!(remaining, [json!(4), json!(1), json!(0)]);
+    assert_eq!(page["continue"], Value::Null);
+}
+
+#[test]
+fn a_garbage_continue_token_fails_with_a_json_error_naming_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = revkv(dir.path(), &["list", "--json", "--continue", "not a token"]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    let error: Value = serde_json::from_str(&stderr).expect("stderr is JSON");
+    assert_eq!(error["error"]["reason"], "InvalidContinueToken");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid continue token"));
+}
+
+#[test]
+fn errors_of_commands_without_json_are_one_plain_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = revkv(dir.path(), &["list", "--limit", "0"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "error: invalid request: limit 0 is outside 1..=10000\n"
+    );
+}
+
+#[test]
+fn a_list_without_json_prints_a_table_and_a_footer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    run_json(data, &["load", "--count", "3", "--prefix", "t/"]);
+    let output = revkv(data, &["list", "--from", "t/00000001", "--limit", "1"]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("KEY") && lines[0].ends_with("CREATE  MOD  VER"),
+        "{text}"
+    );
+    assert!(lines[1].starts_with("t/00000001  "), "{text}");
+    assert!(lines[1].contains('…'), "a 256-byte value is cut: {text}");
+    assert_eq!(lines[2], "revision 1 · 1 item · 1 remaining");
+    assert!(lines[3].starts_with("continue: "), "{text}");
+}
+
+#[test]
+fn load_writes_batches_that_stat_then_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let loaded = run_json(
+        data,
+        &[
+            "load",
+            "--count",
+            "2500",
+            "--prefix",
+            "k/",
+            "--value-size",
+            "10",
+        ],
+    );
+    assert_eq!(
+        loaded,
+        json!({ "revision": 3, "loaded": 2500 }),
+        "batches of 1000 puts"
+    );
+    let last = run_json(data, &["get", "k/00002499"]);
+    assert_eq!(last["value"].as_str().unwrap().len(), 10);
+    let stat = run_json(data, &["stat", "--json"]);
+    assert_eq!(stat["revision"], 3);
+    assert_eq!(stat["compacted_revision"], 0);
+    assert_eq!(stat["live_keys"], 2500);
+    assert_eq!(stat["stored_records"], 2500);
+    let text = String::from_utf8(revkv(data, &["stat"]).stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("live keys") && line.ends_with(" 2500")),
+        "{text}"
+    );
+}
+
+#[test]
+fn compact_reports_what_it_removed_and_an_expired_list_offers_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    for value in ["1", "2", "3"] {
+        for key in ["k/a", "k/b", "k/c"] {
+            run_json(data, &["put", key, value]);
+        }
+    }
+    let first = run_json(data, &["list", "--prefix", "k/", "--limit", "1", "--json"]);
+    let token = first["continue"]
+        .as_str()
+        .expect("more items follow")
+        .to_owned();
+    run_json(data, &["put", "k/d", "new"]);
+    let report = run_json(data, &["compact", "--revision", "10"]);
+    assert_eq!(report["revision"], 10);
+    assert_eq!(report["previous"], 0);
+    assert_eq!(report["removed_records"], 6);
+    assert!(report["elapsed_ms"].is_number());
+    let again = run_json(data, &["compact", "--revision", "4"]);
+    assert_eq!(again["already_compacted"], true);
+
+    let expired = revkv(
+        data,
+        &["list", "--prefix", "k/", "--continue", &token, "--json"],
+    );
+    assert!(!expired.status.success());
+    let line: Value = serde_json::from_slice(&expired.stderr).expect("one JSON error line");
+    assert_eq!(line["error"]["reason"], "Expired");
+    let newest = line["error"]["continue"]
+        .as_str()
+        .expect("a token at the newest revision");
+    let rest = run_json(
+        data,
+        &["list", "--prefix", "k/", "--continue", newest, "--json"],
+    );
+    assert_eq!(rest["revision"], 10);
+    assert_eq!(keys_of(&rest), ["k/b", "k/c", "k/d"]);
+}
+
+#[test]
+fn compact_without_a_revision_uses_the_retention_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    for value in ["1", "2", "3", "4"] {
+        run_json(data, &["put", "k", value]);
+    }
+    let report = run_json(data, &["--retention", "1rev", "compact"]);
+    assert_eq!(report["revision"], 3);
+    let manual = run_json(data, &["--retention", "manual", "compact"]);
+    assert_eq!(manual, json!({ "compacted": 3 }));
+    let bad = revkv(data, &["--retention", "soon", "stat"]);
+    assert!(!bad.status.success());
+}
