@@ -64,6 +64,7 @@ mod error;
 mod history;
 mod index;
 mod list;
+mod pager;
 mod revision;
 mod store;
 mod token;
@@ -73,6 +74,8 @@ pub use compaction::{CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
 pub use error::{Error, Result, TokenRejection};
 pub use list::{ListOptions, ListPage};
+pub use pager::{Items, ListPager, ListSource, PagedList, Pages};
+
 pub use revision::Revision;
 pub use store::{Db, Durability, Options, Stat};
 pub use txn::{Cmp, Compare, Op, OpResult, Put, Txn, TxnResponse};
@@ -91,3 +94,8 @@ pub(crate) fn display_key(key: &[u8]) -> String {
         Err(_) => format!("\"{}\"", key.escape_ascii()),
     }
 }
+
+/// Compiles and runs the examples in README.md, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

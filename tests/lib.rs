@@ -2,9 +2,11 @@
 
 mod common;
 
+mod cli;
 mod compaction;
 mod list_continue;
 mod model;
+mod pager;
 mod recovery;
 mod revisions;
 mod tokens;
