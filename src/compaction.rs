@@ -71,10 +71,17 @@ impl FromStr for Retention {
         if text == "manual" {
             return Ok(Retention::Manual);
         }
-        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(invalid)?;
         let (number, unit) = text.split_at(split);
         let number: u64 = number.parse().map_err(|_| invalid())?;
-        let seconds = |factor: u64| number.checked_mul(factor).map(Duration::from_secs).ok_or_else(invalid);
+        let seconds = |factor: u64| {
+            number
+                .checked_mul(factor)
+                .map(Duration::from_secs)
+                .ok_or_else(invalid)
+        };
         Ok(match unit {
             "rev" => Retention::Revisions(number),
             "ms" => Retention::Time(Duration::from_millis(number)),
@@ -99,11 +106,14 @@ pub struct CompactionReport {
     /// Records (superseded versions and tombstones) deleted from disk.
     pub removed_records: u64,
     /// How long it took.
-    #[serde(serialize_with = "serialize_millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "serialize_millis")]
     pub elapsed: Duration,
 }
 
-fn serialize_millis<S: serde::Serializer>(elapsed: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_millis<S: serde::Serializer>(
+    elapsed: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_f64(elapsed.as_secs_f64() * 1000.0)
 }
 
@@ -137,7 +147,11 @@ impl Db {
     /// # Errors
     ///
     /// As [`Db::compact`].
-    pub fn compact_with_progress(&self, revision: Revision, progress: impl FnMut(Revision)) -> Result<CompactionReport> {
+    pub fn compact_with_progress(
+        &self,
+        revision: Revision,
+        progress: impl FnMut(Revision),
+    ) -> Result<CompactionReport> {
         self.shared.compact(revision, progress, &|| false)
     }
 
@@ -163,7 +177,10 @@ impl Shared {
         let _one_at_a_time = self.compaction_lock.lock();
         let current = self.index.visible().revision;
         if target > current {
-            return Err(Error::FutureRevision { requested: target, current });
+            return Err(Error::FutureRevision {
+                requested: target,
+                current,
+            });
         }
         let previous = self.compacted();
         let mut report = CompactionReport {
@@ -186,7 +203,11 @@ impl Shared {
     /// Steps 2 and 3: deletes the garbage between the finished and the compacted revision.
     /// Returns the number of records deleted; stops early (leaving the work to the next open)
     /// when `stop` says so.
-    pub(crate) fn finish_compaction(&self, progress: &mut dyn FnMut(Revision), stop: &dyn Fn() -> bool) -> Result<u64> {
+    pub(crate) fn finish_compaction(
+        &self,
+        progress: &mut dyn FnMut(Revision),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<u64> {
         let target = self.compacted();
         let finished = Revision::new(self.read_meta(Meta::FinishedCompaction)?);
         if finished >= target {
@@ -202,7 +223,11 @@ impl Shared {
             let mut batch = sled::Batch::default();
             let mut tombstones = Vec::new();
             let mut last = None;
-            for item in self.data.range(cursor.as_slice()..end.as_slice()).take(BATCH_RECORDS) {
+            for item in self
+                .data
+                .range(cursor.as_slice()..end.as_slice())
+                .take(BATCH_RECORDS)
+            {
                 let (sled_key, bytes) = item?;
                 let location = Location::from_record_key(&sled_key)?;
                 let record = Record::decode(location, &bytes)?;
@@ -212,12 +237,22 @@ impl Shared {
                 }
                 last = Some((sled_key, location));
             }
-            let Some((last_key, reached)) = last else { break };
+            let Some((last_key, reached)) = last else {
+                break;
+            };
             self.data.apply_batch(batch)?;
             for (key, location) in tombstones {
                 // Conditional, because a writer may have re-created the key meanwhile.
-                let tombstone = Latest { location, live: false }.encode();
-                let _ = self.data.compare_and_swap(Latest::sled_key(&key), Some(tombstone), None::<Vec<u8>>)?;
+                let tombstone = Latest {
+                    location,
+                    live: false,
+                }
+                .encode();
+                let _ = self.data.compare_and_swap(
+                    Latest::sled_key(&key),
+                    Some(tombstone),
+                    None::<Vec<u8>>,
+                )?;
             }
             progress(reached.revision);
             cursor = last_key.to_vec();
@@ -257,7 +292,9 @@ impl Shared {
                 let keep = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
                 let cutoff = crate::store::now_millis().saturating_sub(keep);
                 let mut boundary = compacted;
-                for item in self.data.range(encoding::commit_time_key(compacted)..encoding::commit_time_key(current.next())) {
+                for item in self.data.range(
+                    encoding::commit_time_key(compacted)..encoding::commit_time_key(current.next()),
+                ) {
                     let (key, bytes) = item?;
                     let revision = encoding::revision_of_commit_time_key(&key)?;
                     if encoding::decode_commit_time(revision, &bytes)? > cutoff {
@@ -303,7 +340,9 @@ impl Compactor {
         let interval = match shared.options.retention {
             Retention::Manual => return None,
             Retention::Revisions(_) => Duration::from_secs(1),
-            Retention::Time(keep) => (keep / 10).clamp(Duration::from_millis(10), Duration::from_secs(30)),
+            Retention::Time(keep) => {
+                (keep / 10).clamp(Duration::from_millis(10), Duration::from_secs(30))
+            }
         };
         let interval = shared.options.compaction_interval.unwrap_or(interval);
         let signal = Arc::new((Mutex::new(false), Condvar::new()));
@@ -315,7 +354,10 @@ impl Compactor {
                 .spawn(move || run(&shared, &signal, interval))
                 .expect("spawning the compactor thread")
         };
-        Some(Compactor { signal, thread: Some(thread) })
+        Some(Compactor {
+            signal,
+            thread: Some(thread),
+        })
     }
 }
 
