@@ -137,11 +137,16 @@ impl Error {
     }
 
     pub(crate) fn corrupted(location: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Corrupted { location: location.into(), reason: reason.into() }
+        Error::Corrupted {
+            location: location.into(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn invalid_request(reason: impl Into<String>) -> Self {
-        Error::InvalidRequest { reason: reason.into() }
+        Error::InvalidRequest {
+            reason: reason.into(),
+        }
     }
 }
 
@@ -150,12 +155,16 @@ impl fmt::Display for TokenRejection {
         f.write_str(match self {
             TokenRejection::NotBase64 => "it is not url-safe base64",
             TokenRejection::BadLength => "it has the wrong length",
-            TokenRejection::ChecksumMismatch => "its checksum does not match (truncated or altered)",
+            TokenRejection::ChecksumMismatch => {
+                "its checksum does not match (truncated or altered)"
+            }
             TokenRejection::UnknownVersion => "it was made by an unknown token format",
             TokenRejection::ZeroRevision => "it names revision 0",
             TokenRejection::ForeignRequest => "it belongs to a different list request",
             TokenRejection::OutsideRange => "its position lies outside the requested range",
-            TokenRejection::RevisionMismatch => "the request names a different revision than the token",
+            TokenRejection::RevisionMismatch => {
+                "the request names a different revision than the token"
+            }
         })
     }
 }
@@ -165,10 +174,18 @@ impl fmt::Display for Error {
         match self {
             Error::EmptyKey => f.write_str("the empty key cannot be written"),
             Error::KeyTooLarge { len } => {
-                write!(f, "key of {len} bytes exceeds the limit of {} bytes", crate::MAX_KEY_LEN)
+                write!(
+                    f,
+                    "key of {len} bytes exceeds the limit of {} bytes",
+                    crate::MAX_KEY_LEN
+                )
             }
             Error::ValueTooLarge { len } => {
-                write!(f, "value of {len} bytes exceeds the limit of {} bytes", crate::MAX_VALUE_LEN)
+                write!(
+                    f,
+                    "value of {len} bytes exceeds the limit of {} bytes",
+                    crate::MAX_VALUE_LEN
+                )
             }
             Error::TooManyOperations { count } => write!(
                 f,
@@ -176,12 +193,23 @@ impl fmt::Display for Error {
                 crate::MAX_TXN_OPS
             ),
             Error::DuplicateKey { key } => {
-                write!(f, "transaction touches key {} more than once", crate::display_key(key))
+                write!(
+                    f,
+                    "transaction touches key {} more than once",
+                    crate::display_key(key)
+                )
             }
             Error::FutureRevision { requested, current } => {
-                write!(f, "revision {requested} is in the future (current revision is {current})")
+                write!(
+                    f,
+                    "revision {requested} is in the future (current revision is {current})"
+                )
             }
-            Error::Expired { requested, compacted, continue_token } => {
+            Error::Expired {
+                requested,
+                compacted,
+                continue_token,
+            } => {
                 write!(
                     f,
                     "revision {requested} has been compacted (compacted revision is {compacted})"

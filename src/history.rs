@@ -50,7 +50,10 @@ impl Shared {
     pub(crate) fn check_readable(&self, revision: Revision) -> Result<()> {
         let current = self.index.visible().revision;
         if revision > current {
-            return Err(Error::FutureRevision { requested: revision, current });
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current,
+            });
         }
         self.check_not_compacted(revision)
     }
@@ -70,7 +73,8 @@ impl Shared {
 
     fn rebuild(&self, revision: Revision) -> Result<View> {
         let mut view = self.index.nearest_above(revision);
-        let newer = encoding::record_key_floor(revision.next())..encoding::record_key_floor(view.revision.next());
+        let newer = encoding::record_key_floor(revision.next())
+            ..encoding::record_key_floor(view.revision.next());
         for item in self.data.range(newer).rev() {
             let (sled_key, bytes) = item?;
             let location = Location::from_record_key(&sled_key)?;
@@ -95,10 +99,16 @@ impl Shared {
                 if location.revision <= self.compacted() {
                     return Ok(None);
                 }
-                return Err(Error::corrupted(location.to_string(), "a record in a key's history is missing"));
+                return Err(Error::corrupted(
+                    location.to_string(),
+                    "a record in a key's history is missing",
+                ));
             };
             if record.key != key {
-                return Err(Error::corrupted(location.to_string(), "a key's history points at another key"));
+                return Err(Error::corrupted(
+                    location.to_string(),
+                    "a key's history points at another key",
+                ));
             }
             if location.revision <= revision {
                 return match record.change {

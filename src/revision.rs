@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(first.get(), 1);
 /// assert!(first > Revision::ZERO);
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Revision(u64);
 
@@ -45,7 +47,11 @@ impl Revision {
     /// more than half a million years: reaching it means a broken invariant, not a busy store.
     #[must_use]
     pub fn next(self) -> Self {
-        Revision(self.0.checked_add(1).expect("revision counter overflowed u64"))
+        Revision(
+            self.0
+                .checked_add(1)
+                .expect("revision counter overflowed u64"),
+        )
     }
 
     /// Big-endian bytes, so that byte order in sled equals numeric order.

@@ -56,7 +56,9 @@ impl ContinueToken {
         if token.len() > MAX_DECODED_LEN.div_ceil(3) * 4 {
             return Err(TokenRejection::BadLength);
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| TokenRejection::NotBase64)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenRejection::NotBase64)?;
         if bytes.len() <= HEADER_LEN + CRC_LEN || bytes.len() > MAX_DECODED_LEN {
             return Err(TokenRejection::BadLength);
         }
@@ -102,15 +104,24 @@ mod tests {
 
     #[test]
     fn token_is_url_safe() {
-        let token = ContinueToken { last_key: vec![0xff; 300], ..sample() }.encode();
-        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let token = ContinueToken {
+            last_key: vec![0xff; 300],
+            ..sample()
+        }
+        .encode();
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     }
 
     #[test]
     fn every_truncation_is_rejected() {
         let token = sample().encode();
         for len in 0..token.len() {
-            assert!(ContinueToken::decode(&token[..len]).is_err(), "length {len}");
+            assert!(
+                ContinueToken::decode(&token[..len]).is_err(),
+                "length {len}"
+            );
         }
     }
 
@@ -148,28 +159,43 @@ mod tests {
             ("not base64!".to_string(), TokenRejection::NotBase64),
             (URL_SAFE_NO_PAD.encode([1u8; 5]), TokenRejection::BadLength),
             ("A".repeat(10_000), TokenRejection::BadLength),
-            (reencode({
-                let mut b = raw.clone();
-                b[0] = 2;
-                b
-            }), TokenRejection::UnknownVersion),
-            (reencode({
-                let mut b = raw.clone();
-                b[1] = 0x80;
-                b
-            }), TokenRejection::UnknownVersion),
-            (reencode({
-                let mut b = raw.clone();
-                b[2..10].fill(0);
-                b
-            }), TokenRejection::ZeroRevision),
-            (reencode(raw[..HEADER_LEN + CRC_LEN].to_vec()), TokenRejection::BadLength),
-            ({
-                let mut b = raw.clone();
-                let last = b.len() - 1;
-                b[last] ^= 1;
-                URL_SAFE_NO_PAD.encode(b)
-            }, TokenRejection::ChecksumMismatch),
+            (
+                reencode({
+                    let mut b = raw.clone();
+                    b[0] = 2;
+                    b
+                }),
+                TokenRejection::UnknownVersion,
+            ),
+            (
+                reencode({
+                    let mut b = raw.clone();
+                    b[1] = 0x80;
+                    b
+                }),
+                TokenRejection::UnknownVersion,
+            ),
+            (
+                reencode({
+                    let mut b = raw.clone();
+                    b[2..10].fill(0);
+                    b
+                }),
+                TokenRejection::ZeroRevision,
+            ),
+            (
+                reencode(raw[..HEADER_LEN + CRC_LEN].to_vec()),
+                TokenRejection::BadLength,
+            ),
+            (
+                {
+                    let mut b = raw.clone();
+                    let last = b.len() - 1;
+                    b[last] ^= 1;
+                    URL_SAFE_NO_PAD.encode(b)
+                },
+                TokenRejection::ChecksumMismatch,
+            ),
         ];
         for (token, expected) in cases {
             assert_eq!(ContinueToken::decode(&token), Err(expected), "{token}");

@@ -104,27 +104,42 @@ pub(crate) enum CompareTarget {
 impl Compare {
     /// Compares the revision of the key's last change.
     pub fn mod_revision(key: impl Into<Vec<u8>>, cmp: Cmp, revision: Revision) -> Self {
-        Compare { key: key.into(), target: CompareTarget::ModRevision(cmp, revision) }
+        Compare {
+            key: key.into(),
+            target: CompareTarget::ModRevision(cmp, revision),
+        }
     }
 
     /// Compares the revision that created the key's current incarnation.
     pub fn create_revision(key: impl Into<Vec<u8>>, cmp: Cmp, revision: Revision) -> Self {
-        Compare { key: key.into(), target: CompareTarget::CreateRevision(cmp, revision) }
+        Compare {
+            key: key.into(),
+            target: CompareTarget::CreateRevision(cmp, revision),
+        }
     }
 
     /// Compares the number of puts since the key was (re)created.
     pub fn version(key: impl Into<Vec<u8>>, cmp: Cmp, version: u64) -> Self {
-        Compare { key: key.into(), target: CompareTarget::Version(cmp, version) }
+        Compare {
+            key: key.into(),
+            target: CompareTarget::Version(cmp, version),
+        }
     }
 
     /// Compares the key's value, byte-wise; fails when the key is missing.
     pub fn value(key: impl Into<Vec<u8>>, cmp: Cmp, value: impl Into<Vec<u8>>) -> Self {
-        Compare { key: key.into(), target: CompareTarget::Value(cmp, value.into()) }
+        Compare {
+            key: key.into(),
+            target: CompareTarget::Value(cmp, value.into()),
+        }
     }
 
     /// Holds when the key does not exist.
     pub fn absent(key: impl Into<Vec<u8>>) -> Self {
-        Compare { key: key.into(), target: CompareTarget::Absent }
+        Compare {
+            key: key.into(),
+            target: CompareTarget::Absent,
+        }
     }
 
     /// Whether the condition holds for a key whose current state is `current`.
@@ -186,7 +201,12 @@ pub struct Put {
 impl Put {
     /// A put of `value` at `key`.
     pub fn new(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
-        Put { key: key.into(), value: value.into(), labels: BTreeMap::new(), fields: BTreeMap::new() }
+        Put {
+            key: key.into(),
+            value: value.into(),
+            labels: BTreeMap::new(),
+            fields: BTreeMap::new(),
+        }
     }
 
     /// Attaches a label, which label selectors match against.

@@ -7,7 +7,10 @@ use revkv::{Db, Error, ListOptions, Retention, Revision};
 use crate::common::{page_through, Model};
 
 fn manual_store() -> Db {
-    Db::options().retention(Retention::Manual).temporary().unwrap()
+    Db::options()
+        .retention(Retention::Manual)
+        .temporary()
+        .unwrap()
 }
 
 /// Every sled key in the store's tree, to compare on-disk states.
@@ -21,7 +24,10 @@ fn sled_keys(path: &std::path::Path) -> Vec<Vec<u8>> {
 fn churn(db: &Db) -> Model {
     let mut model = Model::new();
     let mut write = |key: String, value: Option<String>| {
-        let changed = model.apply(&[(key.clone().into_bytes(), value.clone().map(String::into_bytes))]);
+        let changed = model.apply(&[(
+            key.clone().into_bytes(),
+            value.clone().map(String::into_bytes),
+        )]);
         match value {
             Some(value) => {
                 db.put(key, value).unwrap();
@@ -48,21 +54,41 @@ fn reads_at_the_compacted_revision_succeed_and_below_it_expire() {
     let model = churn(&db);
     let compacted = Revision::new(50);
     let report = db.compact(compacted).unwrap();
-    assert_eq!((report.revision, report.previous, report.already_compacted), (compacted, Revision::ZERO, false));
+    assert_eq!(
+        (report.revision, report.previous, report.already_compacted),
+        (compacted, Revision::ZERO, false)
+    );
     assert!(report.removed_records > 0);
     for revision in 50..=model.revision().get() {
         let revision = Revision::new(revision);
-        let (items, _) = page_through(&db, ListOptions::prefix("k/").limit(3).revision(revision), |_| {});
-        assert_eq!(items, model.at(revision).values().cloned().collect::<Vec<_>>(), "at {revision}");
+        let (items, _) = page_through(
+            &db,
+            ListOptions::prefix("k/").limit(3).revision(revision),
+            |_| {},
+        );
+        assert_eq!(
+            items,
+            model.at(revision).values().cloned().collect::<Vec<_>>(),
+            "at {revision}"
+        );
         for i in 0..20 {
             let key = format!("k/{i:02}");
-            assert_eq!(db.get_at(&key, revision).unwrap().as_ref(), model.at(revision).get(key.as_bytes()));
+            assert_eq!(
+                db.get_at(&key, revision).unwrap().as_ref(),
+                model.at(revision).get(key.as_bytes())
+            );
         }
     }
     let below = Revision::new(49);
     let err = db.get_at("k/00", below).unwrap_err();
-    assert!(matches!(err, Error::Expired { requested, compacted: c, continue_token: None } if requested == below && c == compacted), "{err}");
-    assert!(db.list(&ListOptions::all().revision(below)).unwrap_err().is_expired());
+    assert!(
+        matches!(err, Error::Expired { requested, compacted: c, continue_token: None } if requested == below && c == compacted),
+        "{err}"
+    );
+    assert!(db
+        .list(&ListOptions::all().revision(below))
+        .unwrap_err()
+        .is_expired());
 }
 
 #[test]
@@ -72,7 +98,10 @@ fn compacting_again_at_or_below_is_a_no_op_and_above_current_is_an_error() {
     db.compact(Revision::new(40)).unwrap();
     let again = db.compact(Revision::new(30)).unwrap();
     assert!(again.already_compacted);
-    assert_eq!((again.revision, again.removed_records), (Revision::new(40), 0));
+    assert_eq!(
+        (again.revision, again.removed_records),
+        (Revision::new(40), 0)
+    );
     let future = db.current_revision().next();
     assert_eq!(db.compact(future).unwrap_err().reason(), "FutureRevision");
 }
@@ -91,13 +120,31 @@ fn a_list_continued_after_compaction_expires_and_offers_an_inconsistent_token() 
     db.compact(db.current_revision()).unwrap();
     let token = first.continue_token.unwrap();
     let err = db.list(&options.clone().continue_token(token)).unwrap_err();
-    let Error::Expired { requested, compacted, continue_token: Some(inconsistent) } = err else {
+    let Error::Expired {
+        requested,
+        compacted,
+        continue_token: Some(inconsistent),
+    } = err
+    else {
         panic!("expected Expired with a token, got {err:?}");
     };
-    assert_eq!((requested, compacted), (first.revision, db.current_revision()));
-    let rest = db.list(&options.clone().continue_token(inconsistent).limit(100)).unwrap();
-    assert_eq!(rest.revision, db.current_revision(), "the rest is read at the newest revision");
-    let keys: Vec<_> = rest.items.iter().map(|e| String::from_utf8_lossy(&e.key).into_owned()).collect();
+    assert_eq!(
+        (requested, compacted),
+        (first.revision, db.current_revision())
+    );
+    let rest = db
+        .list(&options.clone().continue_token(inconsistent).limit(100))
+        .unwrap();
+    assert_eq!(
+        rest.revision,
+        db.current_revision(),
+        "the rest is read at the newest revision"
+    );
+    let keys: Vec<_> = rest
+        .items
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.key).into_owned())
+        .collect();
     assert_eq!(keys, ["k/4", "k/5", "k/6", "k/7", "k/8", "k/9"]);
     assert_eq!(rest.items.last().unwrap().value, b"new");
 }
@@ -107,7 +154,10 @@ fn deleted_keys_vanish_from_index_and_disk() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     {
-        let db = Db::options().retention(Retention::Manual).open(&path).unwrap();
+        let db = Db::options()
+            .retention(Retention::Manual)
+            .open(&path)
+            .unwrap();
         db.put("gone", "1").unwrap();
         db.put("gone", "2").unwrap();
         db.delete("gone").unwrap();
@@ -118,7 +168,10 @@ fn deleted_keys_vanish_from_index_and_disk() {
         assert_eq!((stat.live_keys, stat.stored_records), (1, 1));
     }
     let keys = sled_keys(&path);
-    assert!(!keys.iter().any(|k| k == b"kgone"), "the latest pointer of a deleted key is gone");
+    assert!(
+        !keys.iter().any(|k| k == b"kgone"),
+        "the latest pointer of a deleted key is gone"
+    );
     let records = keys.iter().filter(|k| k[0] == b'r').count();
     assert_eq!(records, 1, "only kept's newest record survives");
 }
@@ -132,11 +185,17 @@ fn the_second_compaction_only_removes_garbage_made_since_the_first() {
     for i in 0..100 {
         db.put(format!("k/{i:03}"), "v2").unwrap();
     }
-    assert_eq!(db.compact(db.current_revision()).unwrap().removed_records, 100);
+    assert_eq!(
+        db.compact(db.current_revision()).unwrap().removed_records,
+        100
+    );
     for i in 0..10 {
         db.put(format!("k/{i:03}"), "v3").unwrap();
     }
-    assert_eq!(db.compact(db.current_revision()).unwrap().removed_records, 10);
+    assert_eq!(
+        db.compact(db.current_revision()).unwrap().removed_records,
+        10
+    );
     assert_eq!(db.stat().unwrap().stored_records, 100);
 }
 
@@ -145,18 +204,25 @@ fn an_interrupted_compaction_is_finished_by_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let (clean, interrupted) = (dir.path().join("clean"), dir.path().join("interrupted"));
     for path in [&clean, &interrupted] {
-        let db = Db::options().retention(Retention::Manual).open(path).unwrap();
+        let db = Db::options()
+            .retention(Retention::Manual)
+            .open(path)
+            .unwrap();
         churn(&db);
         db.compact(Revision::new(20)).unwrap();
         // Batches run in revision order, so a crash part-way through compacting at 60 leaves
         // the garbage of (20, 40] deleted, which is what compacting at 40 deletes.
-        db.compact(Revision::new(if path == &clean { 60 } else { 40 })).unwrap();
+        db.compact(Revision::new(if path == &clean { 60 } else { 40 }))
+            .unwrap();
     }
     // The crash came after step 1 of compacting at 60 and before step 3.
     {
         let sled = sled::open(&interrupted).unwrap();
         let tree = sled.open_tree("revkv").unwrap();
-        for (name, revision) in [(&b"mcompacted_revision"[..], 60u64), (b"mfinished_compaction", 20)] {
+        for (name, revision) in [
+            (&b"mcompacted_revision"[..], 60u64),
+            (b"mfinished_compaction", 20),
+        ] {
             let payload = revision.to_be_bytes();
             let mut sealed = crc32fast::hash(&payload).to_be_bytes().to_vec();
             sealed.extend_from_slice(&payload);
@@ -165,7 +231,10 @@ fn an_interrupted_compaction_is_finished_by_the_next_open() {
         sled.flush().unwrap();
     }
     {
-        let db = Db::options().retention(Retention::Manual).open(&interrupted).unwrap();
+        let db = Db::options()
+            .retention(Retention::Manual)
+            .open(&interrupted)
+            .unwrap();
         assert_eq!(db.compacted_revision(), Revision::new(60));
     }
     assert_eq!(sled_keys(&interrupted), sled_keys(&clean));
@@ -184,30 +253,52 @@ fn revision_retention_compacts_only_outside_its_window() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while db.compacted_revision() != Revision::new(25) {
-        assert!(Instant::now() < deadline, "background compaction did not reach 25");
+        assert!(
+            Instant::now() < deadline,
+            "background compaction did not reach 25"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(db.get_at("k/0", Revision::new(25)).unwrap().is_some());
-    assert!(db.get_at("k/0", Revision::new(24)).unwrap_err().is_expired());
+    assert!(db
+        .get_at("k/0", Revision::new(24))
+        .unwrap_err()
+        .is_expired());
 }
 
 #[test]
 fn time_retention_keeps_every_revision_committed_within_the_window() {
     let window = Duration::from_millis(400);
-    let db = Db::options().retention(Retention::Time(window)).compaction_interval(Duration::from_millis(10)).temporary().unwrap();
+    let db = Db::options()
+        .retention(Retention::Time(window))
+        .compaction_interval(Duration::from_millis(10))
+        .temporary()
+        .unwrap();
     let old = db.put("k", "old").unwrap();
     std::thread::sleep(window + Duration::from_millis(100));
     let fresh = db.put("k", "fresh").unwrap();
     let written = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(10);
     while db.compacted_revision() < old {
-        assert!(Instant::now() < deadline, "background compaction did not run");
+        assert!(
+            Instant::now() < deadline,
+            "background compaction did not run"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     if written.elapsed() < window {
-        assert!(db.compacted_revision() < fresh, "a revision inside the window was compacted");
+        assert!(
+            db.compacted_revision() < fresh,
+            "a revision inside the window was compacted"
+        );
     }
-    assert_eq!(db.get_at("k", db.compacted_revision()).unwrap().unwrap().value, b"old");
+    assert_eq!(
+        db.get_at("k", db.compacted_revision())
+            .unwrap()
+            .unwrap()
+            .value,
+        b"old"
+    );
 }
 
 #[test]
@@ -215,7 +306,11 @@ fn dropping_the_last_handle_stops_the_compactor_so_the_store_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     for _ in 0..3 {
-        let db = Db::options().retention(Retention::Revisions(1)).compaction_interval(Duration::from_millis(1)).open(&path).unwrap();
+        let db = Db::options()
+            .retention(Retention::Revisions(1))
+            .compaction_interval(Duration::from_millis(1))
+            .open(&path)
+            .unwrap();
         let clone = db.clone();
         db.put("k", "v").unwrap();
         drop(db);
@@ -225,10 +320,23 @@ fn dropping_the_last_handle_stops_the_compactor_so_the_store_reopens() {
 
 #[test]
 fn retention_parses_durations_revisions_and_manual() {
-    assert_eq!("90s".parse::<Retention>().unwrap(), Retention::Time(Duration::from_secs(90)));
-    assert_eq!("2h".parse::<Retention>().unwrap(), Retention::Time(Duration::from_secs(7200)));
-    assert_eq!("250ms".parse::<Retention>().unwrap(), Retention::Time(Duration::from_millis(250)));
+    assert_eq!(
+        "90s".parse::<Retention>().unwrap(),
+        Retention::Time(Duration::from_secs(90))
+    );
+    assert_eq!(
+        "2h".parse::<Retention>().unwrap(),
+        Retention::Time(Duration::from_secs(7200))
+    );
+    assert_eq!(
+        "250ms".parse::<Retention>().unwrap(),
+        Retention::Time(Duration::from_millis(250))
+    );
     for bad in ["", "5", "m", "5x", "-5m", "99999999999999999999h", "5 m"] {
-        assert_eq!(bad.parse::<Retention>().unwrap_err().reason(), "InvalidRequest", "{bad:?}");
+        assert_eq!(
+            bad.parse::<Retention>().unwrap_err().reason(),
+            "InvalidRequest",
+            "{bad:?}"
+        );
     }
 }

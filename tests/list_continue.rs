@@ -5,7 +5,10 @@ use revkv::{Entry, ListOptions, Revision};
 use crate::common::{page_through, temp_store, Model};
 
 fn keys(entries: &[Entry]) -> Vec<String> {
-    entries.iter().map(|e| String::from_utf8_lossy(&e.key).into_owned()).collect()
+    entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.key).into_owned())
+        .collect()
 }
 
 fn load(db: &revkv::Db, model: &mut Model, count: usize) {
@@ -29,7 +32,8 @@ fn writes_before_and_after_the_cursor_do_not_show_up() {
         step += 1;
         db.delete(format!("k/{behind:04}")).unwrap();
         db.put(format!("k/{behind:04}a"), "new").unwrap();
-        db.put(format!("k/{ahead:04}"), format!("changed {step}")).unwrap();
+        db.put(format!("k/{ahead:04}"), format!("changed {step}"))
+            .unwrap();
         db.delete(format!("k/{:04}", (ahead + 1).min(99))).unwrap();
         db.put(format!("k/{ahead:04}z"), "new").unwrap();
     });
@@ -51,7 +55,10 @@ fn a_key_recreated_between_chunks_appears_once_with_its_old_metadata() {
             }
         }
     });
-    assert_eq!(items, model.at(revision).values().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        items,
+        model.at(revision).values().cloned().collect::<Vec<_>>()
+    );
     assert_eq!(items.iter().filter(|e| e.key == b"k/0025").count(), 1);
     let after = db.get("k/0025").unwrap().unwrap();
     assert_eq!((after.version, after.value.as_slice()), (1, &b"reborn"[..]));
@@ -62,9 +69,13 @@ fn reverse_lists_descend_and_count_what_remains() {
     let db = temp_store(8);
     let mut model = Model::new();
     load(&db, &mut model, 50);
-    let (items, revision) = page_through(&db, ListOptions::prefix("k/").limit(6).reverse(true), |page| {
-        db.put(format!("k/{:04}x", 49 - page), "new").unwrap();
-    });
+    let (items, revision) = page_through(
+        &db,
+        ListOptions::prefix("k/").limit(6).reverse(true),
+        |page| {
+            db.put(format!("k/{:04}x", 49 - page), "new").unwrap();
+        },
+    );
     let mut expected: Vec<Entry> = model.at(revision).values().cloned().collect();
     expected.reverse();
     assert_eq!(items, expected);
@@ -82,9 +93,17 @@ fn a_list_at_an_old_revision_sees_that_revision() {
     }
     for revision in [1u64, 17, 40, 45, model.revision().get()] {
         let revision = Revision::new(revision);
-        let (items, read_at) = page_through(&db, ListOptions::prefix("k/").limit(4).revision(revision), |_| {});
+        let (items, read_at) = page_through(
+            &db,
+            ListOptions::prefix("k/").limit(4).revision(revision),
+            |_| {},
+        );
         assert_eq!(read_at, revision);
-        assert_eq!(items, model.at(revision).values().cloned().collect::<Vec<_>>(), "at {revision}");
+        assert_eq!(
+            items,
+            model.at(revision).values().cloned().collect::<Vec<_>>(),
+            "at {revision}"
+        );
     }
 }
 
@@ -103,13 +122,22 @@ fn an_evicted_snapshot_is_rebuilt_and_the_list_stays_consistent() {
         db.put(key.clone(), "changed").unwrap();
         model.apply(&[(key.into_bytes(), Some(b"changed".to_vec()))]);
         db.list(&ListOptions::prefix("k/").limit(1)).unwrap();
-        let page = db.list(&ListOptions::prefix("k/").limit(10).continue_token(t)).unwrap();
+        let page = db
+            .list(&ListOptions::prefix("k/").limit(10).continue_token(t))
+            .unwrap();
         assert_eq!(page.revision, list_revision);
         items.extend(page.items);
         assert_eq!(page.remaining.unwrap() as usize, 60 - items.len());
         token = page.continue_token;
     }
-    assert_eq!(items, model.at(list_revision).values().cloned().collect::<Vec<_>>());
+    assert_eq!(
+        items,
+        model
+            .at(list_revision)
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -148,5 +176,8 @@ fn keys_with_arbitrary_bytes_page_correctly() {
         expected.push(key);
     }
     let (items, _) = page_through(&db, ListOptions::prefix([0xff]).limit(9), |_| {});
-    assert_eq!(items.into_iter().map(|e| e.key).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        items.into_iter().map(|e| e.key).collect::<Vec<_>>(),
+        expected
+    );
 }

@@ -9,9 +9,15 @@ use crate::common::{temp_store, Model};
 enum Step {
     Write(Vec<(u8, Option<u8>)>),
     /// Starts a list at the newest revision (or `back` revisions before it).
-    Start { back: u8, limit: u8, reverse: bool },
+    Start {
+        back: u8,
+        limit: u8,
+        reverse: bool,
+    },
     /// Reads the next chunk of list `which` (modulo the open lists).
-    Next { which: u8 },
+    Next {
+        which: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {

@@ -36,10 +36,26 @@ fn reopening_keeps_revisions_metadata_and_history() -> revkv::Result<()> {
         let db = Db::open(&path)?;
         assert_eq!(db.current_revision().get(), 4);
         let a = db.get("a")?.expect("a survives");
-        assert_eq!((a.value.as_slice(), a.create_revision.get(), a.mod_revision.get(), a.version), (&b"2"[..], 1, 2, 2));
+        assert_eq!(
+            (
+                a.value.as_slice(),
+                a.create_revision.get(),
+                a.mod_revision.get(),
+                a.version
+            ),
+            (&b"2"[..], 1, 2, 2)
+        );
         assert_eq!(db.get("b")?, None);
-        assert_eq!(db.get_at("b", Revision::new(3))?.expect("b lived at 3").value, b"1");
-        assert_eq!(db.get_at("a", Revision::new(1))?.expect("a at 1").value, b"1");
+        assert_eq!(
+            db.get_at("b", Revision::new(3))?
+                .expect("b lived at 3")
+                .value,
+            b"1"
+        );
+        assert_eq!(
+            db.get_at("a", Revision::new(1))?.expect("a at 1").value,
+            b"1"
+        );
         // The next write chains to the history found on disk.
         assert_eq!(db.put("b", "again")?.get(), 5);
         assert_eq!(db.get_at("b", Revision::new(4))?, None);
@@ -95,7 +111,10 @@ fn a_damaged_record_is_a_corrupted_error_naming_its_revision() -> revkv::Result<
     assert!(matches!(err, Error::Corrupted { .. }), "{err}");
     assert!(err.to_string().contains("revision 1"), "{err}");
     assert_eq!(db.get("b")?.expect("undamaged").value, b"second");
-    assert_eq!(db.list(&ListOptions::all()).unwrap_err().reason(), "Corrupted");
+    assert_eq!(
+        db.list(&ListOptions::all()).unwrap_err().reason(),
+        "Corrupted"
+    );
     Ok(())
 }
 
@@ -125,6 +144,15 @@ fn a_store_of_another_format_is_refused() -> revkv::Result<()> {
         sled.flush().unwrap();
     }
     let err = Db::open(&path).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedFormat { found: 99, supported: 1 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::UnsupportedFormat {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
     Ok(())
 }

@@ -11,7 +11,8 @@ fn first_write_is_revision_one_and_each_write_takes_the_next() -> revkv::Result<
     assert_eq!(db.put("a", "1")?.get(), 1);
     assert_eq!(db.put("b", "1")?.get(), 2);
     assert_eq!(db.delete("a")?, (Revision::new(3), true));
-    let response = db.txn(Txn::new().then([Op::put("c", "1"), Op::put("d", "1"), Op::delete("b")]))?;
+    let response =
+        db.txn(Txn::new().then([Op::put("c", "1"), Op::put("d", "1"), Op::delete("b")]))?;
     assert_eq!(response.revision.get(), 4);
     assert_eq!(db.current_revision().get(), 4);
     Ok(())
@@ -23,12 +24,18 @@ fn keys_carry_create_revision_mod_revision_and_version() -> revkv::Result<()> {
     let created = db.put("k", "v1")?;
     let updated = db.put("k", "v2")?;
     let entry = db.get("k")?.expect("live");
-    assert_eq!((entry.create_revision, entry.mod_revision, entry.version), (created, updated, 2));
+    assert_eq!(
+        (entry.create_revision, entry.mod_revision, entry.version),
+        (created, updated, 2)
+    );
     db.delete("k")?;
     assert_eq!(db.get("k")?, None);
     let recreated = db.put("k", "v3")?;
     let entry = db.get("k")?.expect("live again");
-    assert_eq!((entry.create_revision, entry.mod_revision, entry.version), (recreated, recreated, 1));
+    assert_eq!(
+        (entry.create_revision, entry.mod_revision, entry.version),
+        (recreated, recreated, 1)
+    );
     Ok(())
 }
 
@@ -65,9 +72,14 @@ fn reads_above_the_current_revision_are_future_revision_errors() -> revkv::Resul
     let db = temp_store(4);
     db.put("a", "1")?;
     let err = db.get_at("a", Revision::new(2)).unwrap_err();
-    assert!(matches!(err, Error::FutureRevision { requested, current }
-        if requested.get() == 2 && current.get() == 1), "{err}");
-    let err = db.list(&revkv::ListOptions::all().revision(Revision::new(9))).unwrap_err();
+    assert!(
+        matches!(err, Error::FutureRevision { requested, current }
+        if requested.get() == 2 && current.get() == 1),
+        "{err}"
+    );
+    let err = db
+        .list(&revkv::ListOptions::all().revision(Revision::new(9)))
+        .unwrap_err();
     assert_eq!(err.reason(), "FutureRevision");
     Ok(())
 }
@@ -93,7 +105,10 @@ fn transaction_compares_choose_the_branch() -> revkv::Result<()> {
     for (compare, expected) in cases {
         let before = db.current_revision();
         let response = db.txn(
-            Txn::new().when([compare.clone()]).then([Op::put("then", "x")]).otherwise([Op::put("else", "x")]),
+            Txn::new()
+                .when([compare.clone()])
+                .then([Op::put("then", "x")])
+                .otherwise([Op::put("else", "x")]),
         )?;
         assert_eq!(response.succeeded, expected, "{compare:?}");
         assert_eq!(response.revision, before.next(), "{compare:?}");
@@ -106,8 +121,16 @@ fn transaction_compares_choose_the_branch() -> revkv::Result<()> {
 fn a_transaction_commits_atomically_as_one_revision() -> revkv::Result<()> {
     let db = temp_store(4);
     db.put("a", "1")?;
-    let response = db.txn(Txn::new().then([Op::put("b", "2"), Op::delete("a"), Op::delete("zz")]))?;
-    assert_eq!(response.results, vec![OpResult::Put, OpResult::Delete { deleted: true }, OpResult::Delete { deleted: false }]);
+    let response =
+        db.txn(Txn::new().then([Op::put("b", "2"), Op::delete("a"), Op::delete("zz")]))?;
+    assert_eq!(
+        response.results,
+        vec![
+            OpResult::Put,
+            OpResult::Delete { deleted: true },
+            OpResult::Delete { deleted: false }
+        ]
+    );
     let b = db.get("b")?.expect("written");
     assert_eq!(b.mod_revision, response.revision);
     assert_eq!(db.get_at("a", response.revision)?, None);
@@ -121,11 +144,28 @@ fn bad_writes_are_typed_errors_and_change_nothing() -> revkv::Result<()> {
     db.put("a", "1")?;
     let cases: Vec<(Txn, &str)> = vec![
         (Txn::new().then([Op::put("", "x")]), "EmptyKey"),
-        (Txn::new().then([Op::put(vec![b'k'; revkv::MAX_KEY_LEN + 1], "x")]), "KeyTooLarge"),
-        (Txn::new().then([Op::put("k", vec![0; revkv::MAX_VALUE_LEN + 1])]), "ValueTooLarge"),
-        (Txn::new().then([Op::put("k", "1"), Op::delete("k")]), "DuplicateKey"),
-        (Txn::new().then([Op::put("ok", "1")]).otherwise([Op::put("", "x")]), "EmptyKey"),
-        (Txn::new().then(vec![Op::put("k", "1"); revkv::MAX_TXN_OPS + 1]), "TooManyOperations"),
+        (
+            Txn::new().then([Op::put(vec![b'k'; revkv::MAX_KEY_LEN + 1], "x")]),
+            "KeyTooLarge",
+        ),
+        (
+            Txn::new().then([Op::put("k", vec![0; revkv::MAX_VALUE_LEN + 1])]),
+            "ValueTooLarge",
+        ),
+        (
+            Txn::new().then([Op::put("k", "1"), Op::delete("k")]),
+            "DuplicateKey",
+        ),
+        (
+            Txn::new()
+                .then([Op::put("ok", "1")])
+                .otherwise([Op::put("", "x")]),
+            "EmptyKey",
+        ),
+        (
+            Txn::new().then(vec![Op::put("k", "1"); revkv::MAX_TXN_OPS + 1]),
+            "TooManyOperations",
+        ),
     ];
     for (txn, reason) in cases {
         let err = db.txn(txn).unwrap_err();
@@ -142,11 +182,16 @@ fn concurrent_writers_get_distinct_contiguous_revisions() -> revkv::Result<()> {
         .map(|t| {
             let db = db.clone();
             std::thread::spawn(move || {
-                (0..50).map(|i| db.put(format!("t{t}/{i}"), "v").expect("put").get()).collect::<Vec<_>>()
+                (0..50)
+                    .map(|i| db.put(format!("t{t}/{i}"), "v").expect("put").get())
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut revisions: Vec<u64> = handles.into_iter().flat_map(|h| h.join().expect("writer")).collect();
+    let mut revisions: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("writer"))
+        .collect();
     revisions.sort_unstable();
     assert_eq!(revisions, (1..=200).collect::<Vec<_>>());
     assert_eq!(db.current_revision().get(), 200);

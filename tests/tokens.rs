@@ -17,7 +17,11 @@ fn store_with_token() -> (revkv::Db, String) {
         db.put(format!("a/{i}"), "v").unwrap();
         db.put(format!("b/{i}"), "v").unwrap();
     }
-    let token = db.list(&ListOptions::prefix("a/").limit(3)).unwrap().continue_token.unwrap();
+    let token = db
+        .list(&ListOptions::prefix("a/").limit(3))
+        .unwrap()
+        .continue_token
+        .unwrap();
     (db, token)
 }
 
@@ -25,14 +29,20 @@ fn store_with_token() -> (revkv::Db, String) {
 fn garbage_truncated_and_tampered_tokens_are_rejected() {
     let (db, token) = store_with_token();
     let with = |t: &str| ListOptions::prefix("a/").limit(3).continue_token(t);
-    assert_eq!(rejection(&db, &with("%%%not base64%%%")), TokenRejection::NotBase64);
+    assert_eq!(
+        rejection(&db, &with("%%%not base64%%%")),
+        TokenRejection::NotBase64
+    );
     assert_eq!(rejection(&db, &with("")), TokenRejection::BadLength);
     for len in 1..token.len() {
         assert!(db.list(&with(&token[..len])).is_err(), "truncated to {len}");
     }
     let mut tampered = token.clone().into_bytes();
     tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
-    assert_eq!(rejection(&db, &with(std::str::from_utf8(&tampered).unwrap())), TokenRejection::ChecksumMismatch);
+    assert_eq!(
+        rejection(&db, &with(std::str::from_utf8(&tampered).unwrap())),
+        TokenRejection::ChecksumMismatch
+    );
 }
 
 #[test]
@@ -45,23 +55,34 @@ fn a_token_from_another_request_is_foreign() {
         ListOptions::prefix("a/").reverse(true),
     ];
     for options in foreign {
-        assert_eq!(rejection(&db, &options.limit(3).continue_token(token.clone())), TokenRejection::ForeignRequest);
+        assert_eq!(
+            rejection(&db, &options.limit(3).continue_token(token.clone())),
+            TokenRejection::ForeignRequest
+        );
     }
     // The page size is not part of the request's identity.
-    assert!(db.list(&ListOptions::prefix("a/").limit(5).continue_token(token)).is_ok());
+    assert!(db
+        .list(&ListOptions::prefix("a/").limit(5).continue_token(token))
+        .is_ok());
 }
 
 #[test]
 fn a_token_with_a_contradicting_revision_is_rejected() {
     let (db, token) = store_with_token();
-    let options = ListOptions::prefix("a/").continue_token(token).revision(revkv::Revision::new(1));
+    let options = ListOptions::prefix("a/")
+        .continue_token(token)
+        .revision(revkv::Revision::new(1));
     assert_eq!(rejection(&db, &options), TokenRejection::RevisionMismatch);
 }
 
 #[test]
 fn a_token_survives_a_round_trip_through_a_url() {
     let (db, token) = store_with_token();
-    assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    let page = db.list(&ListOptions::prefix("a/").limit(3).continue_token(token)).unwrap();
+    assert!(token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let page = db
+        .list(&ListOptions::prefix("a/").limit(3).continue_token(token))
+        .unwrap();
     assert_eq!(page.items[0].key, b"a/3");
 }

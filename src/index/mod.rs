@@ -73,14 +73,24 @@ impl Index {
     /// Queues a view applied to sled; it becomes visible at [`Index::publish_through`].
     pub(crate) fn stage(&self, view: View) {
         let mut state = self.state.write();
-        debug_assert!(state.pending.back().map_or(state.visible.revision, |v| v.revision) < view.revision);
+        debug_assert!(
+            state
+                .pending
+                .back()
+                .map_or(state.visible.revision, |v| v.revision)
+                < view.revision
+        );
         state.pending.push_back(view);
     }
 
     /// Makes every staged view up to `revision` visible.
     pub(crate) fn publish_through(&self, revision: Revision) {
         let mut state = self.state.write();
-        while state.pending.front().is_some_and(|view| view.revision <= revision) {
+        while state
+            .pending
+            .front()
+            .is_some_and(|view| view.revision <= revision)
+        {
             state.visible = state.pending.pop_front().expect("front was just checked");
         }
     }
@@ -115,7 +125,13 @@ impl Index {
         let mut state = self.state.write();
         state.clock += 1;
         let now = state.clock;
-        state.pinned.insert(view.revision, Pinned { view, last_used: now });
+        state.pinned.insert(
+            view.revision,
+            Pinned {
+                view,
+                last_used: now,
+            },
+        );
         while state.pinned.len() > state.pin_capacity {
             let oldest = state
                 .pinned
@@ -129,7 +145,10 @@ impl Index {
 
     /// Drops pinned views below `compacted`: no read may use them any more.
     pub(crate) fn release_below(&self, compacted: Revision) {
-        self.state.write().pinned.retain(|revision, _| *revision >= compacted);
+        self.state
+            .write()
+            .pinned
+            .retain(|revision, _| *revision >= compacted);
     }
 
     /// How many views the cache holds.
@@ -143,7 +162,10 @@ mod tests {
     use super::*;
 
     fn view(revision: u64, keys: &[&str]) -> View {
-        let location = Location { revision: Revision::new(revision), sub: 0 };
+        let location = Location {
+            revision: Revision::new(revision),
+            sub: 0,
+        };
         View {
             revision: Revision::new(revision),
             tree: Tree::from_sorted(keys.iter().map(|k| (Key::from(k.as_bytes()), location))),

@@ -38,7 +38,10 @@ impl Db {
     /// As [`Db::put`].
     pub fn delete(&self, key: impl Into<Vec<u8>>) -> Result<(Revision, bool)> {
         let response = self.txn(Txn::new().then([Op::delete(key)]))?;
-        let deleted = matches!(response.results.first(), Some(OpResult::Delete { deleted: true }));
+        let deleted = matches!(
+            response.results.first(),
+            Some(OpResult::Delete { deleted: true })
+        );
         Ok((response.revision, deleted))
     }
 
@@ -63,7 +66,10 @@ impl Db {
         let succeeded = shared.conditions_hold(&writer.applied, &txn)?;
         let ops = if succeeded { txn.then } else { txn.otherwise };
         let revision = writer.applied.revision.next();
-        let mut next = View { revision, tree: writer.applied.tree.clone() };
+        let mut next = View {
+            revision,
+            tree: writer.applied.tree.clone(),
+        };
         let mut batch = sled::Batch::default();
         let mut results = Vec::with_capacity(ops.len());
         let mut sub = 0u32;
@@ -86,10 +92,17 @@ impl Db {
             }
         }
         if sub == 0 {
-            return Ok(TxnResponse { succeeded, revision: writer.applied.revision, results });
+            return Ok(TxnResponse {
+                succeeded,
+                revision: writer.applied.revision,
+                results,
+            });
         }
         let committed_at = now_millis().max(writer.last_commit_millis);
-        batch.insert(&encoding::commit_time_key(revision), encoding::encode_commit_time(committed_at));
+        batch.insert(
+            &encoding::commit_time_key(revision),
+            encoding::encode_commit_time(committed_at),
+        );
         if let Err(cause) = shared.data.apply_batch(batch) {
             shared.poisoned.store(true, Ordering::Release);
             return Err(cause.into());
@@ -103,7 +116,11 @@ impl Db {
             Durability::Immediate => shared.wait_durable(revision)?,
             Durability::Buffered => shared.index.publish_through(revision),
         }
-        Ok(TxnResponse { succeeded, revision, results })
+        Ok(TxnResponse {
+            succeeded,
+            revision,
+            results,
+        })
     }
 }
 
@@ -118,14 +135,24 @@ impl Shared {
         Ok(true)
     }
 
-    fn stage_put(&self, next: &mut View, batch: &mut sled::Batch, location: Location, put: Put) -> Result<()> {
+    fn stage_put(
+        &self,
+        next: &mut View,
+        batch: &mut sled::Batch,
+        location: Location,
+        put: Put,
+    ) -> Result<()> {
         let (prev, create_revision, version) = match next.tree.get(&put.key) {
             Some(&current) => {
                 let entry = self.live_entry(current, next.revision)?;
                 (Some(current), entry.create_revision, entry.version + 1)
             }
             // The chain must reach the tombstone too, so historical reads can cross it.
-            None => (self.latest(&put.key)?.map(|latest| latest.location), location.revision, 1),
+            None => (
+                self.latest(&put.key)?.map(|latest| latest.location),
+                location.revision,
+                1,
+            ),
         };
         let record = Record {
             key: put.key,
@@ -139,18 +166,42 @@ impl Shared {
             }),
         };
         batch.insert(&location.record_key(), record.encode());
-        batch.insert(Latest::sled_key(&record.key), Latest { location, live: true }.encode());
+        batch.insert(
+            Latest::sled_key(&record.key),
+            Latest {
+                location,
+                live: true,
+            }
+            .encode(),
+        );
         next.tree.insert(Key::from(record.key), location);
         Ok(())
     }
 
     /// Returns whether a live key was deleted.
-    fn stage_delete(&self, next: &mut View, batch: &mut sled::Batch, location: Location, key: Vec<u8>) -> bool {
+    fn stage_delete(
+        &self,
+        next: &mut View,
+        batch: &mut sled::Batch,
+        location: Location,
+        key: Vec<u8>,
+    ) -> bool {
         let Some(current) = next.tree.remove(&key) else {
             return false;
         };
-        batch.insert(Latest::sled_key(&key), Latest { location, live: false }.encode());
-        let record = Record { key, prev: Some(current), change: Change::Delete };
+        batch.insert(
+            Latest::sled_key(&key),
+            Latest {
+                location,
+                live: false,
+            }
+            .encode(),
+        );
+        let record = Record {
+            key,
+            prev: Some(current),
+            change: Change::Delete,
+        };
         batch.insert(&location.record_key(), record.encode());
         true
     }
@@ -179,7 +230,9 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
         }
         if let Op::Put(put) = op {
             if put.value.len() > crate::MAX_VALUE_LEN {
-                return Err(Error::ValueTooLarge { len: put.value.len() });
+                return Err(Error::ValueTooLarge {
+                    len: put.value.len(),
+                });
             }
         }
         if !seen.insert(key) {
@@ -192,5 +245,7 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
 pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }

@@ -6,13 +6,20 @@ use revkv::{Db, Entry, ListOptions, Revision};
 
 /// A temporary store that keeps up to `pins` list snapshots in memory.
 pub fn temp_store(pins: usize) -> Db {
-    Db::options().pinned_snapshots(pins).temporary().expect("temporary store opens")
+    Db::options()
+        .pinned_snapshots(pins)
+        .temporary()
+        .expect("temporary store opens")
 }
 
 /// Pages through `options` chunk by chunk, calling `between` after every chunk (to write while
 /// the list is in progress), and checks every chunk's `remaining` against what follows it.
 /// Returns the keys read and the revision of the list.
-pub fn page_through(db: &Db, options: ListOptions, mut between: impl FnMut(usize)) -> (Vec<Entry>, Revision) {
+pub fn page_through(
+    db: &Db,
+    options: ListOptions,
+    mut between: impl FnMut(usize),
+) -> (Vec<Entry>, Revision) {
     let mut pages = Vec::new();
     let mut next = options.clone();
     loop {
@@ -31,10 +38,18 @@ pub fn page_through(db: &Db, options: ListOptions, mut between: impl FnMut(usize
     let mut items = Vec::new();
     let total: usize = pages.iter().map(|p| p.items.len()).sum();
     for page in pages {
-        assert_eq!(page.revision, revision, "every chunk reads the first chunk's revision");
+        assert_eq!(
+            page.revision, revision,
+            "every chunk reads the first chunk's revision"
+        );
         items.extend(page.items);
         let remaining = page.remaining.expect("unfiltered lists count what remains");
-        assert_eq!(remaining as usize, total - items.len(), "remaining after {} items", items.len());
+        assert_eq!(
+            remaining as usize,
+            total - items.len(),
+            "remaining after {} items",
+            items.len()
+        );
     }
     (items, revision)
 }
@@ -48,7 +63,9 @@ pub struct Model {
 
 impl Model {
     pub fn new() -> Self {
-        Model { states: vec![BTreeMap::new()] }
+        Model {
+            states: vec![BTreeMap::new()],
+        }
     }
 
     pub fn revision(&self) -> Revision {
