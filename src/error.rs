@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::selector::{LabelError, SelectorError};
 use crate::Revision;
 
 /// `Result` with [`enum@Error`] as its default error type.
@@ -62,6 +63,10 @@ pub enum Error {
         /// Why it was refused.
         reason: TokenRejection,
     },
+    /// A label or field selector does not parse.
+    InvalidSelector(SelectorError),
+    /// A write carries a label or field that breaks the naming rules.
+    InvalidLabel(LabelError),
     /// A list request is malformed (bad limit, conflicting options, inverted range).
     InvalidRequest {
         /// What is wrong with it.
@@ -122,6 +127,8 @@ impl Error {
             Error::FutureRevision { .. } => "FutureRevision",
             Error::Expired { .. } => "Expired",
             Error::InvalidContinueToken { .. } => "InvalidContinueToken",
+            Error::InvalidSelector(_) => "InvalidSelector",
+            Error::InvalidLabel(_) => "InvalidLabel",
             Error::InvalidRequest { .. } => "InvalidRequest",
             Error::Corrupted { .. } => "Corrupted",
             Error::UnsupportedFormat { .. } => "UnsupportedFormat",
@@ -223,6 +230,8 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::InvalidContinueToken { reason } => write!(f, "invalid continue token: {reason}"),
+            Error::InvalidSelector(cause) => cause.fmt(f),
+            Error::InvalidLabel(cause) => cause.fmt(f),
             Error::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
             Error::Corrupted { location, reason } => {
                 write!(f, "corrupted data at {location}: {reason}")
@@ -245,6 +254,18 @@ impl std::error::Error for Error {
             Error::Storage(cause) => Some(cause),
             _ => None,
         }
+    }
+}
+
+impl From<SelectorError> for Error {
+    fn from(cause: SelectorError) -> Self {
+        Error::InvalidSelector(cause)
+    }
+}
+
+impl From<LabelError> for Error {
+    fn from(cause: LabelError) -> Self {
+        Error::InvalidLabel(cause)
     }
 }
 

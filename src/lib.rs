@@ -66,6 +66,7 @@ mod index;
 mod list;
 mod pager;
 mod revision;
+pub mod selector;
 mod store;
 mod token;
 mod txn;
@@ -73,7 +74,7 @@ mod txn;
 pub use compaction::{CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
 pub use error::{Error, Result, TokenRejection};
-pub use list::{ListOptions, ListPage};
+pub use list::{ListOptions, ListPage, DEFAULT_SCAN_BUDGET};
 pub use pager::{Items, ListPager, ListSource, PagedList, Pages};
 
 pub use revision::Revision;

@@ -250,3 +250,63 @@ fn compact_without_a_revision_uses_the_retention_window() {
     let bad = revkv(data, &["--retention", "soon", "stat"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn list_filters_by_selectors_and_rolls_up_at_a_delimiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    run_json(data, &["put", "photos/a.jpg", "x", "--label", "kind=jpeg"]);
+    run_json(
+        data,
+        &[
+            "put",
+            "photos/2024/b.jpg",
+            "x",
+            "--label",
+            "kind=jpeg",
+            "--field",
+            "size=big",
+        ],
+    );
+    run_json(data, &["put", "photos/c.png", "x", "--label", "kind=png"]);
+    let rolled = run_json(
+        data,
+        &["list", "--prefix", "photos/", "--delimiter", "/", "--json"],
+    );
+    assert_eq!(keys_of(&rolled), ["photos/a.jpg", "photos/c.png"]);
+    assert_eq!(rolled["prefixes"], json!([{ "subdir": "photos/2024/" }]));
+    assert_eq!(rolled["remaining"], Value::Null);
+    let jpegs = run_json(
+        data,
+        &[
+            "list",
+            "--prefix",
+            "photos/",
+            "--selector",
+            "kind=jpeg",
+            "--json",
+        ],
+    );
+    assert_eq!(keys_of(&jpegs), ["photos/2024/b.jpg", "photos/a.jpg"]);
+    let big = run_json(data, &["list", "--field-selector", "size=big", "--json"]);
+    assert_eq!(keys_of(&big), ["photos/2024/b.jpg"]);
+    let window = run_json(
+        data,
+        &[
+            "list",
+            "--prefix",
+            "photos/",
+            "--marker",
+            "photos/2024/b.jpg",
+            "--end-marker",
+            "photos/c.png",
+            "--json",
+        ],
+    );
+    assert_eq!(keys_of(&window), ["photos/a.jpg"]);
+    let bad = revkv(data, &["list", "--selector", "kind in (jpeg", "--json"]);
+    let line: Value = serde_json::from_slice(&bad.stderr).expect("one JSON error line");
+    assert_eq!(line["error"]["reason"], "InvalidSelector");
+    let bad_label = revkv(data, &["put", "k", "v", "--label", "bad key=1"]);
+    assert!(!bad_label.status.success());
+}

@@ -5,6 +5,7 @@ mod common;
 mod cli;
 mod compaction;
 mod list_continue;
+mod listing;
 mod model;
 mod pager;
 mod recovery;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
-use revkv::{Db, Durability, ListOptions, Options, Retention, Revision};
+use revkv::{Db, Durability, ListOptions, Options, Put, Retention, Revision};
 
 pub use output::error_line;
 
@@ -38,7 +38,16 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Sets KEY to VALUE; prints the revision of the write.
-    Put { key: String, value: String },
+    Put {
+        key: String,
+        value: String,
+        /// Attaches a label, matched by `list --selector`; repeatable.
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = key_value)]
+        labels: Vec<(String, String)>,
+        /// Attaches a field, matched by `list --field-selector`; repeatable.
+        #[arg(long = "field", value_name = "KEY=VALUE", value_parser = key_value)]
+        fields: Vec<(String, String)>,
+    },
     /// Deletes KEY; prints the revision and whether the key existed.
     Delete { key: String },
     /// Prints the entry of KEY as JSON; exits with status 1 when it does not exist.
@@ -97,12 +106,34 @@ struct ListArgs {
     /// Reads the list at this revision instead of the newest.
     #[arg(long, value_name = "N", value_parser = revision_parser())]
     revision: Option<Revision>,
-    /// Lists in descending key order.
+    /// Lists in descending key order; --marker is then the upper bound and --end-marker the lower.
     #[arg(long)]
     reverse: bool,
+    /// Only entries whose labels match, e.g. `app=web,tier in (gold,silver),!canary`.
+    #[arg(long, value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// Only entries whose fields match, e.g. `status=ready,node!=n1`.
+    #[arg(long, value_name = "SELECTOR")]
+    field_selector: Option<String>,
+    /// Only keys after KEY (Swift's marker).
+    #[arg(long, value_name = "KEY")]
+    marker: Option<String>,
+    /// Only keys before KEY (Swift's end_marker).
+    #[arg(long, value_name = "KEY")]
+    end_marker: Option<String>,
+    /// Rolls keys up into common prefixes at the first D after the prefix.
+    #[arg(long, value_name = "D")]
+    delimiter: Option<String>,
     /// Prints the chunk as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// Splits `KEY=VALUE` at its first `=`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not KEY=VALUE"))
 }
 
 fn revision_parser() -> impl TypedValueParser<Value = Revision> {
@@ -121,7 +152,7 @@ impl Cli {
 }
 
 impl ListArgs {
-    fn into_options(self) -> ListOptions {
+    fn into_options(self) -> revkv::Result<ListOptions> {
         let mut options = match (self.prefix, self.from, self.to) {
             (Some(prefix), _, _) => ListOptions::prefix(prefix),
             (None, from, Some(to)) => ListOptions::range(from.unwrap_or_default(), to),
@@ -136,7 +167,22 @@ impl ListArgs {
         if let Some(revision) = self.revision {
             options = options.revision(revision);
         }
-        options
+        if let Some(selector) = self.selector {
+            options = options.label_selector(selector.parse()?);
+        }
+        if let Some(selector) = self.field_selector {
+            options = options.field_selector(selector.parse()?);
+        }
+        if let Some(marker) = self.marker {
+            options = options.start_after(marker);
+        }
+        if let Some(marker) = self.end_marker {
+            options = options.end_before(marker);
+        }
+        if let Some(delimiter) = self.delimiter {
+            options = options.delimiter(delimiter);
+        }
+        Ok(options)
     }
 }
 
@@ -146,8 +192,17 @@ pub fn run(args: Cli) -> Result<(), Failure> {
     let store = Db::options().retention(args.retention);
     let open = |options: Options| options.open(&data);
     match args.command {
-        Command::Put { key, value } => {
-            let revision = open(store)?.put(key, value)?;
+        Command::Put {
+            key,
+            value,
+            labels,
+            fields,
+        } => {
+            let put = labels
+                .into_iter()
+                .fold(Put::new(key, value), |put, (k, v)| put.label(k, v));
+            let put = fields.into_iter().fold(put, |put, (k, v)| put.field(k, v));
+            let revision = open(store)?.put_with(put)?;
             output::print_json(&output::Put { revision })
         }
         Command::Delete { key } => {
@@ -163,9 +218,10 @@ pub fn run(args: Cli) -> Result<(), Failure> {
             }
         }
         Command::List(list) => {
-            let json = list.json;
-            let page = open(store)?.list(&list.into_options())?;
-            output::print_page(&page, json)
+            let (json, reverse) = (list.json, list.reverse);
+            let options = list.into_options()?;
+            let page = open(store)?.list(&options)?;
+            output::print_page(&page, json, reverse)
         }
         Command::Load {
             count,

@@ -58,10 +58,31 @@ fn text_or_base64(bytes: &[u8]) -> (Option<&str>, Option<String>) {
     }
 }
 
+/// A common prefix a delimiter rolled up, named as Swift names it.
+#[derive(Serialize)]
+struct PrefixJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subdir: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subdir_base64: Option<String>,
+}
+
+impl<'a> PrefixJson<'a> {
+    fn new(prefix: &'a [u8]) -> Self {
+        let (subdir, subdir_base64) = text_or_base64(prefix);
+        PrefixJson {
+            subdir,
+            subdir_base64,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct PageJson<'a> {
     revision: Revision,
     items: Vec<EntryJson<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    prefixes: Vec<PrefixJson<'a>>,
     #[serde(rename = "continue")]
     continue_token: Option<&'a str>,
     remaining: Option<u64>,
@@ -118,29 +139,41 @@ pub(super) fn print_entry(entry: &Entry) -> Result<(), Failure> {
     print_json(&EntryJson::new(entry))
 }
 
-pub(super) fn print_page(page: &ListPage, json: bool) -> Result<(), Failure> {
+/// Prints a chunk; in the table, rolled-up prefixes sit among the entries in list order.
+pub(super) fn print_page(page: &ListPage, json: bool, reverse: bool) -> Result<(), Failure> {
     if json {
         return print_json(&PageJson {
             revision: page.revision,
             items: page.items.iter().map(EntryJson::new).collect(),
+            prefixes: page.prefixes.iter().map(|p| PrefixJson::new(p)).collect(),
             continue_token: page.continue_token.as_deref(),
             remaining: page.remaining,
         });
     }
     let header = ["KEY", "VALUE", "CREATE", "MOD", "VER"].map(String::from);
-    let rows: Vec<[String; 5]> = page
-        .items
-        .iter()
-        .map(|entry| {
-            [
-                printable(&entry.key),
-                truncate(printable(&entry.value), VALUE_WIDTH),
-                entry.create_revision.to_string(),
-                entry.mod_revision.to_string(),
-                entry.version.to_string(),
-            ]
-        })
-        .collect();
+    let entries = page.items.iter().map(|entry| {
+        let row = [
+            printable(&entry.key),
+            truncate(printable(&entry.value), VALUE_WIDTH),
+            entry.create_revision.to_string(),
+            entry.mod_revision.to_string(),
+            entry.version.to_string(),
+        ];
+        (entry.key.as_slice(), row)
+    });
+    let prefixes = page.prefixes.iter().map(|prefix| {
+        let row = [
+            printable(prefix),
+            "(common prefix)".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ];
+        (prefix.as_slice(), row)
+    });
+    let mut keyed: Vec<_> = entries.chain(prefixes).collect();
+    keyed.sort_by(|(a, _), (b, _)| if reverse { b.cmp(a) } else { a.cmp(b) });
+    let rows: Vec<[String; 5]> = keyed.into_iter().map(|(_, row)| row).collect();
     let mut widths = [0; 5];
     for row in std::iter::once(&header).chain(&rows) {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -158,6 +191,9 @@ pub(super) fn print_page(page: &ListPage, json: bool) -> Result<(), Failure> {
     let count = page.items.len();
     let noun = if count == 1 { "item" } else { "items" };
     write!(out, "revision {} · {count} {noun}", page.revision)?;
+    if !page.prefixes.is_empty() {
+        write!(out, " · {} common prefixes", page.prefixes.len())?;
+    }
     if let Some(remaining) = page.remaining {
         write!(out, " · {remaining} remaining")?;
     }

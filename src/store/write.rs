@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Db, Durability, Shared};
 use crate::encoding::{self, Change, Latest, Location, Record, StoredValue};
 use crate::index::{Key, View};
+use crate::selector;
 use crate::txn::{Op, OpResult, Put, Txn, TxnResponse};
 use crate::{Error, Result, Revision};
 
@@ -234,6 +235,8 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
                     len: put.value.len(),
                 });
             }
+            selector::validate_labels(&put.labels)?;
+            selector::validate_fields(&put.fields)?;
         }
         if !seen.insert(key) {
             return Err(Error::DuplicateKey { key: key.to_vec() });

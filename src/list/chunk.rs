@@ -1,0 +1,182 @@
+//! Reading one chunk: walking the pinned view from the resume position, filtering, rolling up.
+
+use std::ops::Bound;
+
+use super::options::{prefix_end, tighter_lower, tighter_upper, ListOptions};
+use crate::index::View;
+use crate::store::Shared;
+use crate::{Entry, Error, Result};
+
+/// What a chunk read, and where the next one starts.
+pub(super) struct Chunk {
+    pub items: Vec<Entry>,
+    pub prefixes: Vec<Vec<u8>>,
+    /// The last position examined, when more of the range may follow it.
+    pub resume_after: Option<Vec<u8>>,
+    pub remaining: Option<u64>,
+}
+
+/// A filtered chunk reads records in batches of at least this many keys, so that a selective
+/// filter does not pay one batch per match.
+const MIN_FILTER_BATCH: usize = 256;
+
+/// The part of the request's range a chunk has not examined yet.
+struct Unexamined {
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+}
+
+impl Unexamined {
+    fn new(options: &ListOptions) -> Self {
+        let (lower, upper) = options.bounds();
+        Unexamined {
+            lower: lower.map(<[u8]>::to_vec),
+            upper: upper.map(<[u8]>::to_vec),
+        }
+    }
+
+    fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (
+            self.lower.as_ref().map(Vec::as_slice),
+            self.upper.as_ref().map(Vec::as_slice),
+        )
+    }
+
+    /// Moves past `position`, a key or a rolled-up prefix; returns false when nothing of the
+    /// range can lie beyond it.
+    fn advance_past(&mut self, options: &ListOptions, position: &[u8]) -> bool {
+        let is_prefix = options.rollup(position) == Some(position);
+        if options.reverse {
+            // Every key under a prefix sorts at or after it, so one bound skips them all.
+            let upper = tighter_upper(self.bounds().1, Some(Bound::Excluded(position)));
+            self.upper = upper.map(<[u8]>::to_vec);
+            return true;
+        }
+        let past = if is_prefix {
+            match prefix_end(position) {
+                Some(end) => Bound::Included(end),
+                None => return false,
+            }
+        } else {
+            Bound::Excluded(position.to_vec())
+        };
+        let lower = tighter_lower(self.bounds().0, Some(past.as_ref().map(Vec::as_slice)));
+        self.lower = lower.map(<[u8]>::to_vec);
+        true
+    }
+
+    fn count(&self, view: &View) -> usize {
+        let (lower, upper) = self.bounds();
+        view.tree.count(lower, upper)
+    }
+}
+
+/// Reads the chunk of `options` that starts after `resume_after` in `view`.
+pub(super) fn read(
+    shared: &Shared,
+    view: &View,
+    options: &ListOptions,
+    resume_after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Chunk> {
+    let mut chunk = Chunk {
+        items: Vec::new(),
+        prefixes: Vec::new(),
+        resume_after: None,
+        remaining: None,
+    };
+    let mut unexamined = Unexamined::new(options);
+    if let Some(position) = resume_after {
+        if !unexamined.advance_past(options, position) {
+            chunk.remaining = Some(0).filter(|_| counts_items(options));
+            return Ok(chunk);
+        }
+    }
+    let budget = options.budget(limit);
+    let (mut examined, mut found) = (0, 0);
+    let mut last: Option<Vec<u8>> = None;
+    let mut exhausted = false;
+    'chunk: while found < limit && examined < budget {
+        let wanted = if options.filters() {
+            (limit - found).max(MIN_FILTER_BATCH).min(budget - examined)
+        } else {
+            (limit - found).min(budget - examined)
+        };
+        let (lower, upper) = unexamined.bounds();
+        let run: Vec<_> = if options.reverse {
+            view.tree
+                .range_rev(lower, upper)
+                .take(wanted)
+                .map(|(k, l)| (k.clone(), *l))
+                .collect()
+        } else {
+            view.tree
+                .range(lower, upper)
+                .take(wanted)
+                .map(|(k, l)| (k.clone(), *l))
+                .collect()
+        };
+        if run.is_empty() {
+            exhausted = true;
+            break;
+        }
+        let plain = run
+            .iter()
+            .position(|(key, _)| options.rollup(key).is_some())
+            .unwrap_or(run.len());
+        let locations: Vec<_> = run[..plain].iter().map(|(_, location)| *location).collect();
+        let entries = shared.live_entries(&locations, view.revision)?;
+        for ((key, location), entry) in run[..plain].iter().zip(entries) {
+            if entry.key.as_slice() != &**key {
+                return Err(Error::corrupted(
+                    location.to_string(),
+                    "the record holds another key than the index",
+                ));
+            }
+            examined += 1;
+            last = Some(key.to_vec());
+            if options.labels.matches(&entry.labels) && options.fields.matches(&entry.fields) {
+                chunk.items.push(entry);
+                found += 1;
+                if found == limit {
+                    break 'chunk;
+                }
+            }
+        }
+        if let Some((key, _)) = run[..plain].last() {
+            unexamined.advance_past(options, key);
+        }
+        if let Some((key, _)) = run.get(plain) {
+            let prefix = options
+                .rollup(key)
+                .expect("the run was split at a rolled-up key")
+                .to_vec();
+            examined += 1;
+            if !options.is_start_marker(&prefix) {
+                chunk.prefixes.push(prefix.clone());
+                found += 1;
+            }
+            exhausted = !unexamined.advance_past(options, &prefix);
+            last = Some(prefix);
+            if exhausted {
+                break;
+            }
+        }
+    }
+    let mut after_last = Unexamined::new(options);
+    let left = match &last {
+        Some(position) if !exhausted && after_last.advance_past(options, position) => {
+            after_last.count(view)
+        }
+        _ => 0,
+    };
+    chunk.remaining = Some(left as u64).filter(|_| counts_items(options));
+    chunk.resume_after = last.filter(|_| left > 0);
+    Ok(chunk)
+}
+
+/// Whether a count of keys is a count of items: no selector drops keys and no delimiter folds
+/// them together.
+fn counts_items(options: &ListOptions) -> bool {
+    !options.filters() && options.delimiter.is_none()
+}

@@ -1,0 +1,156 @@
+//! Chunked lists: one page of a key range at a pinned revision, with an exact remaining count.
+
+mod chunk;
+mod options;
+
+use serde::Serialize;
+
+pub use options::{ListOptions, DEFAULT_SCAN_BUDGET};
+
+use crate::token::ContinueToken;
+use crate::{Db, Entry, Error, Result, Revision, TokenRejection};
+
+/// One chunk of a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListPage {
+    /// The entries of this chunk, in key order (descending for a reverse list).
+    pub items: Vec<Entry>,
+    /// The common prefixes a [delimiter](ListOptions::delimiter) rolled up in this chunk, in
+    /// the same order. In Swift's listing, each one sits among the items in key order. Every
+    /// prefix is returned once across the chunks of a list.
+    pub prefixes: Vec<Vec<u8>>,
+    /// The revision every chunk of this list is read at: the revision of its first chunk.
+    pub revision: Revision,
+    /// Pass it to [`ListOptions::continue_token`] for the next chunk; `None` on the last one.
+    /// A filtered chunk may be short, or empty, and still carry a token.
+    pub continue_token: Option<String>,
+    /// The exact number of entries in the range after this chunk, at [`ListPage::revision`].
+    /// `None` when selectors or a delimiter make it unknown without reading what remains.
+    pub remaining: Option<u64>,
+}
+
+impl Db {
+    /// Reads one chunk of a list.
+    ///
+    /// The first chunk (no continue token) reads at the requested revision, or the newest one,
+    /// and pins it; every later chunk reads at that same revision, whatever was written since,
+    /// so the concatenated chunks are exactly the range's contents at that revision. An
+    /// unfiltered chunk costs O(log n + limit), including its exact remaining count. A filtered
+    /// chunk reads keys until it has `limit` matches or has examined its
+    /// [scan budget](ListOptions::scan_budget); a delimiter skips each rolled-up prefix with one
+    /// seek.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidContinueToken`] for a garbled token or one from another request;
+    /// - [`Error::InvalidRequest`] for a zero or too large limit, or a revision that contradicts
+    ///   the token;
+    /// - [`Error::FutureRevision`] for a revision the store has not reached;
+    /// - [`Error::Expired`] once the list's revision has been compacted; for a continued list it
+    ///   carries a token that finishes the list at the newest revision (mixing two snapshots);
+    /// - [`Error::Corrupted`] or [`Error::Storage`] when records cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// Swift-style listing with a delimiter and a label selector:
+    ///
+    /// ```
+    /// use revkv::{Db, ListOptions, Put};
+    /// # let db = Db::temporary()?;
+    /// db.put_with(Put::new("photos/a.jpg", "..").label("kind", "jpeg"))?;
+    /// db.put_with(Put::new("photos/b.png", "..").label("kind", "png"))?;
+    /// db.put_with(Put::new("photos/2024/c.jpg", "..").label("kind", "jpeg"))?;
+    /// let page = db.list(&ListOptions::prefix("photos/").delimiter("/"))?;
+    /// assert_eq!(page.prefixes, [b"photos/2024/".to_vec()]);
+    /// assert_eq!(page.items.len(), 2);
+    ///
+    /// let jpegs = ListOptions::prefix("photos/").label_selector("kind=jpeg".parse()?);
+    /// assert_eq!(db.list(&jpegs)?.items.len(), 2);
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn list(&self, options: &ListOptions) -> Result<ListPage> {
+        let max = self.shared.options.max_page_size;
+        let limit = options.limit.unwrap_or(max);
+        if limit == 0 || limit > max {
+            return Err(Error::invalid_request(format!(
+                "limit {limit} is outside 1..={max}"
+            )));
+        }
+        let fingerprint = options.fingerprint();
+        let (revision, resume_after) = match &options.continue_token {
+            Some(token) => {
+                let token = decode_for(options, fingerprint, token)?;
+                (token.revision, Some(token.last_key))
+            }
+            None => (
+                options.revision.unwrap_or_else(|| self.current_revision()),
+                None,
+            ),
+        };
+        let view = self
+            .shared
+            .view_at(revision)
+            .map_err(|err| match (err, &resume_after) {
+                (
+                    Error::Expired {
+                        requested,
+                        compacted,
+                        ..
+                    },
+                    Some(last_key),
+                ) => Error::Expired {
+                    requested,
+                    compacted,
+                    continue_token: Some(
+                        ContinueToken {
+                            revision: self.current_revision(),
+                            reverse: options.reverse,
+                            fingerprint,
+                            last_key: last_key.clone(),
+                        }
+                        .encode(),
+                    ),
+                },
+                (err, _) => err,
+            })?;
+        let chunk = chunk::read(&self.shared, &view, options, resume_after.as_deref(), limit)?;
+        let continue_token = chunk.resume_after.map(|last_key| {
+            ContinueToken {
+                revision: view.revision,
+                reverse: options.reverse,
+                fingerprint,
+                last_key,
+            }
+            .encode()
+        });
+        if continue_token.is_some() && options.continue_token.is_none() {
+            self.shared.index.pin(view.clone());
+        }
+        Ok(ListPage {
+            items: chunk.items,
+            prefixes: chunk.prefixes,
+            revision: view.revision,
+            continue_token,
+            remaining: chunk.remaining,
+        })
+    }
+}
+
+/// Decodes `token` and checks that it belongs to this request.
+fn decode_for(options: &ListOptions, fingerprint: u32, token: &str) -> Result<ContinueToken> {
+    let reject = |reason| Error::InvalidContinueToken { reason };
+    let token = ContinueToken::decode(token).map_err(reject)?;
+    if token.fingerprint != fingerprint || token.reverse != options.reverse {
+        return Err(reject(TokenRejection::ForeignRequest));
+    }
+    if !options.may_resume_at(&token.last_key) {
+        return Err(reject(TokenRejection::OutsideRange));
+    }
+    if options
+        .revision
+        .is_some_and(|revision| revision != token.revision)
+    {
+        return Err(reject(TokenRejection::RevisionMismatch));
+    }
+    Ok(token)
+}

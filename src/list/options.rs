@@ -1,0 +1,429 @@
+//! What a list asks for: its range, its filters, its page size, and where it continues.
+
+use std::ops::Bound;
+
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::Revision;
+
+/// How many keys a filtered chunk examines at most, by default, before it returns short.
+pub const DEFAULT_SCAN_BUDGET: usize = 10_000;
+
+/// What to list: a key range, optional filters, a page size, and where to continue.
+///
+/// Ranges come from [`prefix`](ListOptions::prefix), [`range`](ListOptions::range),
+/// [`from`](ListOptions::from) or [`all`](ListOptions::all), and narrow further with Swift's
+/// markers: [`start_after`](ListOptions::start_after) and
+/// [`end_before`](ListOptions::end_before), both exclusive. In a
+/// [`reverse`](ListOptions::reverse) list, as in Swift, `start_after` is the upper bound (the list
+/// starts below it) and `end_before` the lower one.
+///
+/// # Examples
+///
+/// ```
+/// use revkv::{Db, ListOptions};
+/// # let db = Db::temporary()?;
+/// for name in ["a", "b", "c"] {
+///     db.put(format!("pods/{name}"), "spec")?;
+/// }
+/// let first = db.list(&ListOptions::prefix("pods/").limit(2))?;
+/// assert_eq!(first.items.len(), 2);
+/// assert_eq!(first.remaining, Some(1));
+///
+/// db.put("pods/d", "written after the list started")?;
+/// let token = first.continue_token.expect("one item remains");
+/// let second = db.list(&ListOptions::prefix("pods/").limit(2).continue_token(token))?;
+/// assert_eq!(second.items.len(), 1, "the list reads the snapshot of its first chunk");
+/// assert_eq!(second.revision, first.revision);
+/// assert_eq!(second.continue_token, None);
+/// # Ok::<(), revkv::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListOptions {
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    /// What a delimiter rolls up after: the list's prefix, or nothing for other ranges.
+    pub(super) prefix: Vec<u8>,
+    start_after: Option<Vec<u8>>,
+    end_before: Option<Vec<u8>>,
+    pub(super) delimiter: Option<Vec<u8>>,
+    pub(super) labels: LabelSelector,
+    pub(super) fields: FieldSelector,
+    pub(super) limit: Option<usize>,
+    scan_budget: usize,
+    pub(super) continue_token: Option<String>,
+    pub(super) revision: Option<Revision>,
+    pub(super) reverse: bool,
+}
+
+impl ListOptions {
+    /// Every key in the store.
+    #[must_use]
+    pub fn all() -> Self {
+        ListOptions {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            prefix: Vec::new(),
+            start_after: None,
+            end_before: None,
+            delimiter: None,
+            labels: LabelSelector::default(),
+            fields: FieldSelector::default(),
+            limit: None,
+            scan_budget: DEFAULT_SCAN_BUDGET,
+            continue_token: None,
+            revision: None,
+            reverse: false,
+        }
+    }
+
+    /// The keys that start with `prefix`.
+    pub fn prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        let prefix = prefix.into();
+        let upper = prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        ListOptions {
+            lower: Bound::Included(prefix.clone()),
+            upper,
+            prefix,
+            ..ListOptions::all()
+        }
+    }
+
+    /// The keys from `start` (included) to `end` (excluded).
+    pub fn range(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> Self {
+        ListOptions {
+            lower: Bound::Included(start.into()),
+            upper: Bound::Excluded(end.into()),
+            ..ListOptions::all()
+        }
+    }
+
+    /// The keys from `start` (included) to the end of the key space.
+    pub fn from(start: impl Into<Vec<u8>>) -> Self {
+        ListOptions {
+            lower: Bound::Included(start.into()),
+            ..ListOptions::all()
+        }
+    }
+
+    /// Only keys after `marker` (Swift's `marker`); in a reverse list, only keys before it.
+    #[must_use]
+    pub fn start_after(mut self, marker: impl Into<Vec<u8>>) -> Self {
+        self.start_after = Some(marker.into());
+        self
+    }
+
+    /// Only keys before `marker` (Swift's `end_marker`); in a reverse list, only keys after it.
+    #[must_use]
+    pub fn end_before(mut self, marker: impl Into<Vec<u8>>) -> Self {
+        self.end_before = Some(marker.into());
+        self
+    }
+
+    /// Rolls up keys that contain `delimiter` after the list's prefix into one common-prefix
+    /// entry each (up to and including the delimiter), returned in
+    /// [`ListPage::prefixes`](crate::ListPage::prefixes). Skipping the keys under a prefix is
+    /// one seek, not a scan. An empty delimiter is ignored.
+    #[must_use]
+    pub fn delimiter(mut self, delimiter: impl Into<Vec<u8>>) -> Self {
+        self.delimiter = Some(delimiter.into()).filter(|d| !d.is_empty());
+        self
+    }
+
+    /// Only entries whose labels match `selector`.
+    #[must_use]
+    pub fn label_selector(mut self, selector: LabelSelector) -> Self {
+        self.labels = selector;
+        self
+    }
+
+    /// Only entries whose fields match `selector`.
+    #[must_use]
+    pub fn field_selector(mut self, selector: FieldSelector) -> Self {
+        self.fields = selector;
+        self
+    }
+
+    /// At most `limit` entries (and common prefixes) per chunk; the default and the maximum are
+    /// the store's [`max_page_size`](crate::Options::max_page_size).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// How many keys a filtered chunk may examine before it returns, possibly short or empty,
+    /// with a continue token ([`DEFAULT_SCAN_BUDGET`] by default; never less than the limit).
+    #[must_use]
+    pub fn scan_budget(mut self, keys: usize) -> Self {
+        self.scan_budget = keys.max(1);
+        self
+    }
+
+    /// Continues a list from the token of its previous chunk.
+    #[must_use]
+    pub fn continue_token(mut self, token: impl Into<String>) -> Self {
+        self.continue_token = Some(token.into());
+        self
+    }
+
+    /// Reads at this revision instead of the newest. With a continue token it must equal the
+    /// token's revision.
+    #[must_use]
+    pub fn revision(mut self, revision: Revision) -> Self {
+        self.revision = Some(revision);
+        self
+    }
+
+    /// Lists in descending key order.
+    #[must_use]
+    pub fn reverse(mut self, reverse: bool) -> Self {
+        self.reverse = reverse;
+        self
+    }
+
+    /// Whether items are dropped by selectors, so that counts of keys are not counts of items.
+    pub(super) fn filters(&self) -> bool {
+        !self.labels.is_empty() || !self.fields.is_empty()
+    }
+
+    pub(super) fn budget(&self, limit: usize) -> usize {
+        self.scan_budget.max(limit)
+    }
+
+    /// The range after applying the markers: `(lower, upper)` in key order, whatever the
+    /// direction.
+    pub(super) fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        let (low_marker, high_marker) = if self.reverse {
+            (&self.end_before, &self.start_after)
+        } else {
+            (&self.start_after, &self.end_before)
+        };
+        let lower = tighter_lower(
+            as_slice(&self.lower),
+            low_marker.as_deref().map(Bound::Excluded),
+        );
+        let upper = tighter_upper(
+            as_slice(&self.upper),
+            high_marker.as_deref().map(Bound::Excluded),
+        );
+        (lower, upper)
+    }
+
+    /// The common prefix `key` rolls up into, when the list has a delimiter and `key` holds it
+    /// after the list's prefix.
+    pub(super) fn rollup<'k>(&self, key: &'k [u8]) -> Option<&'k [u8]> {
+        let delimiter = self.delimiter.as_deref()?;
+        let rest = key.strip_prefix(self.prefix.as_slice())?;
+        let at = rest
+            .windows(delimiter.len())
+            .position(|window| window == delimiter)?;
+        Some(&key[..self.prefix.len() + at + delimiter.len()])
+    }
+
+    /// Whether `marker` is the Swift marker this list starts after: a common prefix equal to it
+    /// was returned by the previous page of a client that pages by markers, so it is not
+    /// returned again.
+    pub(super) fn is_start_marker(&self, prefix: &[u8]) -> bool {
+        self.start_after.as_deref() == Some(prefix)
+    }
+
+    /// Identifies the request a continue token belongs to: everything but the page size, the
+    /// scan budget, the token itself and the revision.
+    pub(super) fn fingerprint(&self) -> u32 {
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(b"revkv list v1");
+        let mut field = |bytes: &[u8]| {
+            hasher.update(&(bytes.len() as u64).to_be_bytes());
+            hasher.update(bytes);
+        };
+        for bound in [&self.lower, &self.upper] {
+            match bound {
+                Bound::Unbounded => field(b"unbounded"),
+                Bound::Included(key) => {
+                    field(b"included");
+                    field(key);
+                }
+                Bound::Excluded(key) => {
+                    field(b"excluded");
+                    field(key);
+                }
+            }
+        }
+        field(&self.prefix);
+        for marker in [&self.start_after, &self.end_before, &self.delimiter] {
+            field(marker.as_deref().map_or(&b"none"[..], |m| m));
+            field(&[u8::from(marker.is_some())]);
+        }
+        field(self.labels.to_string().as_bytes());
+        field(self.fields.to_string().as_bytes());
+        field(&[u8::from(self.reverse)]);
+        hasher.finalize()
+    }
+
+    /// Whether a continue token may name `key` as its position: a key inside the range, or a
+    /// common prefix this list rolls up.
+    pub(super) fn may_resume_at(&self, key: &[u8]) -> bool {
+        if self.rollup(key) == Some(key) {
+            return true;
+        }
+        let (lower, upper) = self.bounds();
+        let above = match lower {
+            Bound::Unbounded => true,
+            Bound::Included(lower) => key >= lower,
+            Bound::Excluded(lower) => key > lower,
+        };
+        let below = match upper {
+            Bound::Unbounded => true,
+            Bound::Included(upper) => key <= upper,
+            Bound::Excluded(upper) => key < upper,
+        };
+        above && below
+    }
+}
+
+fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    bound.as_ref().map(Vec::as_slice)
+}
+
+/// The larger of two lower bounds (an exclusive bound is larger than an inclusive one at the
+/// same key).
+pub(super) fn tighter_lower<'a>(
+    bound: Bound<&'a [u8]>,
+    other: Option<Bound<&'a [u8]>>,
+) -> Bound<&'a [u8]> {
+    let Some(other) = other else { return bound };
+    match (bound, other) {
+        (Bound::Unbounded, b) | (b, Bound::Unbounded) => b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b))
+            if a != b =>
+        {
+            if a > b {
+                bound
+            } else {
+                other
+            }
+        }
+        (Bound::Excluded(a), _) | (_, Bound::Excluded(a)) => Bound::Excluded(a),
+        (Bound::Included(a), Bound::Included(_)) => Bound::Included(a),
+    }
+}
+
+/// The smaller of two upper bounds (an exclusive bound is smaller than an inclusive one at the
+/// same key).
+pub(super) fn tighter_upper<'a>(
+    bound: Bound<&'a [u8]>,
+    other: Option<Bound<&'a [u8]>>,
+) -> Bound<&'a [u8]> {
+    let Some(other) = other else { return bound };
+    match (bound, other) {
+        (Bound::Unbounded, b) | (b, Bound::Unbounded) => b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b))
+            if a != b =>
+        {
+            if a < b {
+                bound
+            } else {
+                other
+            }
+        }
+        (Bound::Excluded(a), _) | (_, Bound::Excluded(a)) => Bound::Excluded(a),
+        (Bound::Included(a), Bound::Included(_)) => Bound::Included(a),
+    }
+}
+
+/// The smallest key greater than every key that starts with `prefix`; `None` when no such key
+/// exists (the prefix is empty or all `0xff`).
+pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_skips_trailing_ff() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[b'a', 0xff, 0xff]), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(&[0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn fingerprint_separates_requests_but_not_pages() {
+        let base = ListOptions::prefix("pods/");
+        let same = base
+            .clone()
+            .limit(7)
+            .scan_budget(3)
+            .revision(Revision::new(3));
+        assert_eq!(base.fingerprint(), same.fingerprint());
+        let others = [
+            ListOptions::prefix("pods"),
+            base.clone().reverse(true),
+            base.clone().start_after("pods/a"),
+            base.clone().end_before("pods/a"),
+            base.clone().delimiter("/"),
+            base.clone().label_selector("app=web".parse().unwrap()),
+            base.clone().field_selector("status=ok".parse().unwrap()),
+            ListOptions::range("pods/", "pods0"),
+        ];
+        for other in others {
+            assert_ne!(base.fingerprint(), other.fingerprint(), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn markers_swap_roles_in_reverse() {
+        let forward = ListOptions::prefix("k/")
+            .start_after("k/b")
+            .end_before("k/y");
+        assert_eq!(
+            forward.bounds(),
+            (Bound::Excluded(&b"k/b"[..]), Bound::Excluded(&b"k/y"[..]))
+        );
+        let reverse = ListOptions::prefix("k/")
+            .start_after("k/y")
+            .end_before("k/b")
+            .reverse(true);
+        assert_eq!(
+            reverse.bounds(),
+            (Bound::Excluded(&b"k/b"[..]), Bound::Excluded(&b"k/y"[..]))
+        );
+        // A marker outside the prefix does not widen it.
+        let outside = ListOptions::prefix("k/").start_after("a").end_before("z");
+        assert_eq!(
+            outside.bounds(),
+            (Bound::Included(&b"k/"[..]), Bound::Excluded(&b"k0"[..]))
+        );
+    }
+
+    #[test]
+    fn bounds_at_the_same_key_prefer_the_exclusive_one() {
+        let lower = tighter_lower(Bound::Included(b"k"), Some(Bound::Excluded(b"k")));
+        assert_eq!(lower, Bound::Excluded(&b"k"[..]));
+        let upper = tighter_upper(Bound::Excluded(b"k"), Some(Bound::Included(b"k")));
+        assert_eq!(upper, Bound::Excluded(&b"k"[..]));
+    }
+
+    #[test]
+    fn keys_roll_up_at_the_first_delimiter_after_the_prefix() {
+        let options = ListOptions::prefix("photos/").delimiter("/");
+        assert_eq!(
+            options.rollup(b"photos/2024/jan/a.jpg"),
+            Some(&b"photos/2024/"[..])
+        );
+        assert_eq!(options.rollup(b"photos/a.jpg"), None);
+        assert_eq!(options.rollup(b"other/x/y"), None);
+        let multi = ListOptions::all().delimiter("::");
+        assert_eq!(multi.rollup(b"a::b::c"), Some(&b"a::"[..]));
+        assert_eq!(ListOptions::all().delimiter("").rollup(b"a/b"), None);
+    }
+}
