@@ -238,7 +238,8 @@ pub fn run(args: Cli) -> Result<(), Failure> {
             })
         }
         Command::Compact { revision } => {
-            let db = open(store)?;
+            // The store is this process's alone (sled locks it), so no one needs the pauses.
+            let db = open(store.paced_compaction(false))?;
             let Some(target) = revision.or(db.retention_boundary()?) else {
                 let compacted = db.compacted_revision();
                 return output::print_json(&output::NothingToCompact { compacted });
