@@ -1,5 +1,5 @@
 //! One list chunk (limit 500, 256-byte values, exact remaining count included) at the first,
-//! middle and last position of collections of 10k and 1M keys.
+//! middle and last position of collections of 10k, 100k and 1M keys.
 //!
 //! `cargo bench --bench chunk` (add `--no-default-features` for the system allocator); set `REVKV_BENCH_SIZES=10000,100000,1000000` to choose sizes.
 
@@ -24,7 +24,7 @@ fn sizes() -> Vec<usize> {
                 .map(|s| s.trim().parse().expect("sizes are numbers"))
                 .collect()
         })
-        .unwrap_or_else(|| vec![10_000, 1_000_000])
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
 }
 
 fn loaded_store(keys: usize) -> Db {

@@ -246,13 +246,9 @@ impl Shared {
             let Some((last_key, reached)) = last else {
                 break;
             };
-            // One remove at a time rather than a sled batch: a batch takes a process-wide lock
-            // that every read waits for. Removes are applied, and recovered after a crash, in
-            // this order, so a crash still leaves a prefix of the work done.
-            for location in garbage {
-                self.data.remove(location.record_key())?;
-                removed += 1;
-            }
+            // A tombstone's latest pointer goes before its record: a crash in between then
+            // leaves the record, which the next open's re-run finds and deletes, instead of a
+            // pointer to nothing that no re-run would ever visit again.
             for (key, location) in tombstones {
                 // Conditional, because a writer may have re-created the key meanwhile.
                 let tombstone = Latest {
@@ -265,6 +261,13 @@ impl Shared {
                     Some(tombstone),
                     None::<Vec<u8>>,
                 )?;
+            }
+            // One remove at a time rather than a sled batch: a batch takes a process-wide lock
+            // that every read waits for. Removes are applied, and recovered after a crash, in
+            // this order, so a crash still leaves a prefix of the work done.
+            for location in garbage {
+                self.data.remove(location.record_key())?;
+                removed += 1;
             }
             if self.options.paced_compaction {
                 std::thread::sleep(batch_started.elapsed());

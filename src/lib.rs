@@ -61,6 +61,8 @@ mod compaction;
 mod encoding;
 mod entry;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod history;
 mod index;
 mod list;
@@ -70,6 +72,7 @@ pub mod selector;
 mod store;
 mod token;
 mod txn;
+mod verify;
 
 pub use compaction::{CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
@@ -80,6 +83,7 @@ pub use pager::{Items, ListPager, ListSource, PagedList, Pages};
 pub use revision::Revision;
 pub use store::{Db, Durability, Options, Stat};
 pub use txn::{Cmp, Compare, Op, OpResult, Put, Txn, TxnResponse};
+pub use verify::{Check, Finding, VerifyReport};
 
 /// The longest key a write accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 4096;

@@ -4,6 +4,8 @@ mod common;
 
 mod cli;
 mod compaction;
+mod corruption;
+mod crash;
 mod list_continue;
 mod listing;
 mod model;
@@ -11,3 +13,4 @@ mod pager;
 mod recovery;
 mod revisions;
 mod tokens;
+mod verify;

@@ -1,9 +1,11 @@
 //! The command line: its arguments, one library call per command, and the ways a command fails.
 
+mod bench;
 mod compact;
 mod demo;
 mod load;
 mod output;
+mod verify;
 
 use std::fmt;
 use std::io;
@@ -84,6 +86,16 @@ enum Command {
     /// Pages through 100,000 keys of a temporary store while a writer changes them, and checks
     /// that the pages form the snapshot of the first one.
     Demo,
+    /// Measures chunk latency, full lists, writes, compaction, open time and index memory on a
+    /// temporary store (and on peers, with the `peers` feature); writes JSON and SVG plots.
+    Bench(bench::BenchArgs),
+    /// Checks every stored entry against the store's invariants (reads all history); exits
+    /// with status 1 when anything is wrong.
+    Verify {
+        /// Prints the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -146,6 +158,7 @@ impl Cli {
         match &self.command {
             Command::List(args) => args.json,
             Command::Stat { json } => *json,
+            Command::Verify { json } => *json,
             _ => false,
         }
     }
@@ -249,6 +262,9 @@ pub fn run(args: Cli) -> Result<(), Failure> {
         }
         Command::Stat { json } => output::print_stat(&open(store)?.stat()?, json),
         Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(args),
+        // A check must not change what it checks: no background compaction meanwhile.
+        Command::Verify { json } => verify::run(&open(store.retention(Retention::Manual))?, json),
     }
 }
 
@@ -262,6 +278,8 @@ pub enum Failure {
     SnapshotMismatch(String),
     /// The result could not be written to stdout, for instance into a closed pipe.
     Output(io::Error),
+    /// `verify` found the store damaged or inconsistent.
+    Unverified { findings: u64 },
 }
 
 impl Failure {
@@ -272,6 +290,7 @@ impl Failure {
             Failure::NotFound { .. } => "NotFound",
             Failure::SnapshotMismatch(_) => "SnapshotMismatch",
             Failure::Output(_) => "Output",
+            Failure::Unverified { .. } => "Unverified",
         }
     }
 
@@ -307,6 +326,8 @@ impl fmt::Display for Failure {
                 write!(f, "the pages differ from the snapshot: {difference}")
             }
             Failure::Output(error) => write!(f, "cannot write the output: {error}"),
+            Failure::Unverified { findings: 1 } => f.write_str("verify found 1 problem"),
+            Failure::Unverified { findings } => write!(f, "verify found {findings} problems"),
         }
     }
 }

@@ -465,10 +465,17 @@ impl Shared {
     }
 
     pub(crate) fn get_in_view(&self, view: &View, key: &[u8]) -> Result<Option<Entry>> {
-        match view.tree.get(key) {
-            Some(&location) => self.live_entry(location, view.revision).map(Some),
-            None => Ok(None),
+        let Some(&location) = view.tree.get(key) else {
+            return Ok(None);
+        };
+        let entry = self.live_entry(location, view.revision)?;
+        if entry.key != key {
+            return Err(Error::corrupted(
+                location.to_string(),
+                "the record holds another key than the index",
+            ));
         }
+        Ok(Some(entry))
     }
 
     pub(crate) fn read_meta(&self, meta: Meta) -> Result<u64> {

@@ -1,8 +1,11 @@
-//! Shared helpers: temporary stores and a plain reference model of a revisioned store.
+//! Shared helpers: temporary stores, a plain reference model of a revisioned store, and raw
+//! access to a closed store's sled tree.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use revkv::{Db, Entry, ListOptions, Revision};
+use proptest::test_runner::{RngAlgorithm, TestRng};
+use revkv::{Db, Entry, Error, ListOptions, Op, Revision, Txn};
 
 /// A temporary store that keeps up to `pins` list snapshots in memory.
 pub fn temp_store(pins: usize) -> Db {
@@ -10,6 +13,13 @@ pub fn temp_store(pins: usize) -> Db {
         .pinned_snapshots(pins)
         .temporary()
         .expect("temporary store opens")
+}
+
+/// A random number generator that `seed` determines.
+pub fn rng(seed: u64) -> TestRng {
+    let mut bytes = [0; 32];
+    bytes[..8].copy_from_slice(&seed.to_be_bytes());
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
 /// Pages through `options` chunk by chunk, calling `between` after every chunk (to write while
@@ -59,12 +69,56 @@ pub fn page_through(
 pub struct Model {
     /// Contents after each revision; index 0 is the empty store.
     states: Vec<BTreeMap<Vec<u8>, Entry>>,
+    /// Reads below it are refused, as the store's are after a compaction.
+    compacted: Revision,
+}
+
+/// What a put writes: a value, and the labels and fields that selectors match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Value {
+    pub value: Vec<u8>,
+    pub labels: BTreeMap<String, String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Why a read is refused, in the model and in the store alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Future {
+        requested: Revision,
+        current: Revision,
+    },
+    Expired {
+        requested: Revision,
+        compacted: Revision,
+    },
+}
+
+impl Refusal {
+    /// The refusal a store error stands for, or `None` when the error is not one.
+    pub fn of(error: &Error) -> Option<Refusal> {
+        match *error {
+            Error::FutureRevision { requested, current } => {
+                Some(Refusal::Future { requested, current })
+            }
+            Error::Expired {
+                requested,
+                compacted,
+                ..
+            } => Some(Refusal::Expired {
+                requested,
+                compacted,
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl Model {
     pub fn new() -> Self {
         Model {
             states: vec![BTreeMap::new()],
+            compacted: Revision::ZERO,
         }
     }
 
@@ -76,9 +130,54 @@ impl Model {
         &self.states[revision.get() as usize]
     }
 
+    pub fn compacted(&self) -> Revision {
+        self.compacted
+    }
+
+    /// The contents at `revision` as a read sees them: refused above the newest revision and
+    /// below the compacted one.
+    pub fn read(&self, revision: Revision) -> Result<&BTreeMap<Vec<u8>, Entry>, Refusal> {
+        if revision > self.revision() {
+            return Err(Refusal::Future {
+                requested: revision,
+                current: self.revision(),
+            });
+        }
+        if revision < self.compacted {
+            return Err(Refusal::Expired {
+                requested: revision,
+                compacted: self.compacted,
+            });
+        }
+        Ok(self.at(revision))
+    }
+
+    /// Compacts at `revision`, as `Db::compact` does: returns false when already compacted there.
+    pub fn compact(&mut self, revision: Revision) -> bool {
+        assert!(revision <= self.revision(), "compacting the future");
+        let moved = revision > self.compacted;
+        self.compacted = self.compacted.max(revision);
+        moved
+    }
+
     /// Applies one revision's changes: `Some(value)` puts, `None` deletes. Returns false (and
     /// adds no revision) when nothing changes, as the store does.
     pub fn apply(&mut self, changes: &[(Vec<u8>, Option<Vec<u8>>)]) -> bool {
+        let changes: Vec<_> = changes
+            .iter()
+            .map(|(key, value)| {
+                let value = value.clone().map(|value| Value {
+                    value,
+                    ..Value::default()
+                });
+                (key.clone(), value)
+            })
+            .collect();
+        self.apply_values(&changes)
+    }
+
+    /// As [`Model::apply`], with labels and fields.
+    pub fn apply_values(&mut self, changes: &[(Vec<u8>, Option<Value>)]) -> bool {
         let mut next = self.at(self.revision()).clone();
         let revision = Revision::new(self.states.len() as u64);
         let mut changed = false;
@@ -93,12 +192,12 @@ impl Model {
                         key.clone(),
                         Entry {
                             key: key.clone(),
-                            value: value.clone(),
+                            value: value.value.clone(),
                             create_revision,
                             mod_revision: revision,
                             version,
-                            labels: BTreeMap::new(),
-                            fields: BTreeMap::new(),
+                            labels: value.labels.clone(),
+                            fields: value.fields.clone(),
                         },
                     );
                     changed = true;
@@ -111,4 +210,111 @@ impl Model {
         }
         changed
     }
+}
+
+/// Writes a short history with every kind of stored entry, and returns its model:
+///
+/// ```text
+/// revision  1    2    3    4    5         6    7          8
+/// change    a=1  a=2  a=3  b=1  delete b  c=1  d=1, e=1   f=1
+///                ^ compacted at 2: a=1 and the commit time of 1 are gone
+/// ```
+pub fn write_sample_history(db: &Db) -> revkv::Result<Model> {
+    let mut model = Model::new();
+    let write = |model: &mut Model, changes: &[(&str, Option<&str>)]| -> revkv::Result<()> {
+        let ops = changes.iter().map(|&(key, value)| match value {
+            Some(value) => Op::put(key, value),
+            None => Op::delete(key),
+        });
+        let revision = db.txn(Txn::new().then(ops))?.revision;
+        let changes: Vec<_> = changes
+            .iter()
+            .map(|&(key, value)| (key.into(), value.map(Vec::from)))
+            .collect();
+        assert!(model.apply(&changes));
+        assert_eq!(revision, model.revision());
+        Ok(())
+    };
+    for change in [
+        &[("a", Some("1"))][..],
+        &[("a", Some("2"))],
+        &[("a", Some("3"))],
+        &[("b", Some("1"))],
+        &[("b", None)],
+        &[("c", Some("1"))],
+        &[("d", Some("1")), ("e", Some("1"))],
+    ] {
+        write(&mut model, change)?;
+    }
+    db.compact(Revision::new(2))?;
+    model.compact(Revision::new(2));
+    write(&mut model, &[("f", Some("1"))])?;
+    Ok(model)
+}
+
+/// Runs `access` on the sled tree of the closed store at `path`, as a disk fault, a bug or an
+/// inspection would reach it behind revkv's back, and flushes what it changed.
+pub fn with_raw_tree<T>(path: &Path, access: impl FnOnce(&sled::Tree) -> T) -> T {
+    // sled's threads hold the directory's lock for a moment after the store is dropped.
+    let started = std::time::Instant::now();
+    let sled = loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(cause))
+                if cause.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(2) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            opened => break opened.expect("the closed store opens as plain sled"),
+        }
+    };
+    let tree = sled.open_tree("revkv").expect("revkv's tree opens");
+    let result = access(&tree);
+    sled.flush().expect("sled flushes");
+    result
+}
+
+/// `payload` as revkv stores every value: behind its crc32, big-endian.
+pub fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut sealed = crc32fast::hash(payload).to_be_bytes().to_vec();
+    sealed.extend_from_slice(payload);
+    sealed
+}
+
+/// The sled keys of revkv's entries, as `DESIGN.md` lays them out.
+pub mod raw_key {
+    pub fn record(revision: u64, sub: u32) -> Vec<u8> {
+        let mut key = vec![b'r'];
+        key.extend_from_slice(&revision.to_be_bytes());
+        key.extend_from_slice(&sub.to_be_bytes());
+        key
+    }
+
+    pub fn latest(user_key: &str) -> Vec<u8> {
+        [b"k", user_key.as_bytes()].concat()
+    }
+
+    pub fn commit_time(revision: u64) -> Vec<u8> {
+        let mut key = vec![b't'];
+        key.extend_from_slice(&revision.to_be_bytes());
+        key
+    }
+
+    pub fn meta(name: &str) -> Vec<u8> {
+        [b"m", name.as_bytes()].concat()
+    }
+}
+
+/// The value of a latest pointer: the location of the key's newest change, and whether the
+/// key is live.
+pub fn latest_pointer(revision: u64, sub: u32, live: bool) -> Vec<u8> {
+    let mut payload = revision.to_be_bytes().to_vec();
+    payload.extend_from_slice(&sub.to_be_bytes());
+    payload.push(u8::from(live));
+    seal(&payload)
+}
+
+/// A metadata or commit-time value.
+pub fn sealed_u64(value: u64) -> Vec<u8> {
+    seal(&value.to_be_bytes())
 }

@@ -1,0 +1,136 @@
+//! Chunk and durable-put latency while a compaction runs, against the same store idle.
+//!
+//! `cargo bench --bench compaction_stall`. It writes `REVKV_STALL_KEYS` keys (100,000 by
+//! default) `REVKV_STALL_VERSIONS` times (11), so compacting at the head deletes
+//! keys × (versions − 1) superseded records. Then, for 5 s idle and for the whole compaction,
+//! one thread reads 500-item chunks at spread positions while another makes durable puts; it
+//! prints p50/p99 of both, the ratios, and the compaction time. `REVKV_STALL_UNPACED=1`
+//! compacts without pauses, for comparison.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use revkv::{Db, Durability, ListOptions, Op, Retention, Txn};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const LIMIT: usize = 500;
+const IDLE: Duration = Duration::from_secs(5);
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
+}
+
+struct Latencies {
+    chunks: Vec<Duration>,
+    puts: Vec<Duration>,
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    let rank = ((samples.len() - 1) as f64 * p).round() as usize;
+    samples[rank]
+}
+
+/// Reads chunks and writes puts until `done` is set (or `duration` passes, when given).
+fn measure(db: &Db, keys: u64, done: &AtomicBool, duration: Option<Duration>) -> Latencies {
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut puts = Vec::new();
+            for i in 0.. {
+                if done.load(Ordering::Acquire) {
+                    break;
+                }
+                let started = Instant::now();
+                db.put(format!("writes/{i:08}"), "x").expect("durable put");
+                puts.push(started.elapsed());
+            }
+            puts
+        });
+        let started = Instant::now();
+        let mut chunks = Vec::new();
+        for i in 0u64.. {
+            if done.load(Ordering::Acquire) || duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            let position = (i * 7919) % (keys - LIMIT as u64);
+            let options = ListOptions::range(format!("k/{position:08}"), "k0").limit(LIMIT);
+            let chunk_started = Instant::now();
+            let page = db.list(&options).expect("chunk");
+            chunks.push(chunk_started.elapsed());
+            assert_eq!(page.items.len(), LIMIT);
+        }
+        done.store(true, Ordering::Release);
+        Latencies {
+            chunks,
+            puts: writer.join().expect("writer thread"),
+        }
+    })
+}
+
+fn report(label: &str, mut latencies: Latencies) -> [Duration; 2] {
+    let chunk_p50 = percentile(&mut latencies.chunks, 0.5);
+    let chunk_p99 = percentile(&mut latencies.chunks, 0.99);
+    let put_p50 = percentile(&mut latencies.puts, 0.5);
+    let put_p99 = percentile(&mut latencies.puts, 0.99);
+    println!(
+        "{label:<12} chunk p50 {chunk_p50:>10.2?} p99 {chunk_p99:>10.2?} ({} chunks) | put p50 {put_p50:>10.2?} p99 {put_p99:>10.2?} ({} puts)",
+        latencies.chunks.len(),
+        latencies.puts.len()
+    );
+    [chunk_p99, put_p99]
+}
+
+fn main() {
+    let keys = env_or("REVKV_STALL_KEYS", 100_000);
+    let versions = env_or("REVKV_STALL_VERSIONS", 11);
+    let paced = std::env::var("REVKV_STALL_UNPACED").is_err();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("store");
+    {
+        let db = Db::options()
+            .durability(Durability::Buffered)
+            .retention(Retention::Manual)
+            .open(&path)
+            .expect("open");
+        let value = vec![b'v'; 256];
+        for _ in 0..versions {
+            for start in (0..keys).step_by(10) {
+                let ops = (start..(start + 10).min(keys))
+                    .map(|i| Op::put(format!("k/{i:08}"), value.clone()));
+                db.txn(Txn::new().then(ops)).expect("load");
+            }
+        }
+        db.flush().expect("flush");
+    }
+    let db = Db::options()
+        .retention(Retention::Manual)
+        .paced_compaction(paced)
+        .open(&path)
+        .expect("reopen");
+    let idle = report(
+        "idle",
+        measure(&db, keys, &AtomicBool::new(false), Some(IDLE)),
+    );
+    let done = AtomicBool::new(false);
+    let target = db.current_revision();
+    let (compacting, compaction) = std::thread::scope(|scope| {
+        let compactor = scope.spawn(|| {
+            let report = db.compact(target).expect("compaction");
+            done.store(true, Ordering::Release);
+            report
+        });
+        let latencies = measure(&db, keys, &done, None);
+        (latencies, compactor.join().expect("compactor thread"))
+    });
+    let busy = report(if paced { "paced" } else { "unpaced" }, compacting);
+    println!(
+        "compaction removed {} records in {:.1?}; p99 ratio to idle: chunk {:.2}x, put {:.2}x",
+        compaction.removed_records,
+        compaction.elapsed,
+        busy[0].as_secs_f64() / idle[0].as_secs_f64(),
+        busy[1].as_secs_f64() / idle[1].as_secs_f64()
+    );
+}

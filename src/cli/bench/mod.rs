@@ -1,0 +1,205 @@
+//! `revkv bench`: chunk latency and the other figures that matter to a list API, measured on a
+//! temporary revkv store and, with the `peers` feature, on etcd and on SQLite with kine's
+//! schema: the same workload in the same run, printed side by side, written as JSON and drawn
+//! as SVG.
+//!
+//! - `workload`: the generated data and every figure, written once against [`engine::Engine`];
+//! - `embedded` (revkv) and `peers`: the engines;
+//! - `stats`: sampling and percentiles; `report`: the table, the JSON and the plots; `svg`: the
+//!   plotting.
+
+mod embedded;
+mod engine;
+#[cfg(feature = "peers")]
+mod peers;
+mod report;
+mod stats;
+mod svg;
+mod workload;
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, ValueEnum};
+
+use super::{Cli, Failure};
+use engine::Error;
+use report::{Machine, Report};
+use stats::Budget;
+use workload::Workload;
+
+#[derive(Args)]
+pub(super) struct BenchArgs {
+    /// Collection sizes to measure chunks at. The largest also gets the depth sweep, the
+    /// filtered chunk, the full paged lists and the compaction.
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "10000,100000,1000000"
+    )]
+    keys: Vec<u64>,
+    /// The length of each value, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 256)]
+    value_size: usize,
+    /// The limit of the measured chunks.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    limit: usize,
+    /// Page sizes of the full paged lists, one list each.
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "10000"
+    )]
+    list_limit: Vec<usize>,
+    /// The fraction of items the filtered chunk's selector matches.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.01)]
+    selectivity: f64,
+    /// Concurrent durable writers.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    writers: usize,
+    /// Puts per transaction, for loading and for the batched writes.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    batch: usize,
+    /// Keys rewritten before the compaction, each leaving one record of garbage [default: the
+    /// largest size].
+    #[arg(long, value_name = "N")]
+    overwrite: Option<u64>,
+    /// Cursor depths sampled, evenly spaced from the first chunk to the last.
+    #[arg(long, value_name = "N", default_value_t = 11)]
+    depths: usize,
+    /// Samples per figure, at most.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    samples: usize,
+    /// Seconds per figure, at most (every figure takes at least 5 samples).
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    seconds: f64,
+    /// Runs the same workload on a peer too; may be repeated. Needs the `peers` feature.
+    #[arg(long = "peer", value_name = "PEER")]
+    peers: Vec<Peer>,
+    /// The etcd server for `--peer etcd`; `scripts/etcd.sh start` starts one.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2379")]
+    etcd_endpoint: String,
+    /// Peers skip the collection sizes above this one: loading and counting are slow there.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    peer_max_keys: u64,
+    /// sled's page cache for revkv, in MiB [default: the store's default, 256 MiB].
+    #[arg(long, value_name = "MIB")]
+    cache_mib: Option<u64>,
+    /// Where to write report.json, chunk-vs-keys.svg and chunk-vs-depth.svg.
+    #[arg(long, value_name = "DIR", default_value = "revkv-bench")]
+    out: PathBuf,
+    /// Internal: opens the store in DIR and prints the resident memory the open added. The
+    /// benchmark runs itself with it, so that memory is weighed in a fresh process.
+    #[arg(long, value_name = "DIR", hide = true)]
+    weigh_open: Option<PathBuf>,
+    /// Internal: what `--weigh-open` opens.
+    #[arg(long, value_name = "PART", hide = true, default_value = "store")]
+    weigh_part: embedded::Part,
+}
+
+/// What revkv is compared with.
+#[derive(Clone, Copy, ValueEnum)]
+enum Peer {
+    /// etcd v3, over its JSON gateway.
+    Etcd,
+    /// SQLite with kine's schema and queries, in a temporary file.
+    SqliteKine,
+}
+
+impl BenchArgs {
+    /// The workload, or a usage error for arguments no run can use.
+    fn workload(&self) -> Workload {
+        let mut sizes = self.keys.clone();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let smallest = sizes.first().copied().unwrap_or(0);
+        if smallest < 2 * self.limit as u64 {
+            usage(&format!(
+                "every size in --keys must be at least twice --limit ({} keys)",
+                2 * self.limit
+            ));
+        }
+        if self.limit == 0 || self.list_limit.contains(&0) || self.batch == 0 {
+            usage("--limit, --list-limit and --batch must be positive");
+        }
+        if !(self.selectivity > 0.0 && self.selectivity <= 1.0) {
+            usage("--selectivity must be above 0 and at most 1");
+        }
+        if self.batch > revkv::MAX_TXN_OPS {
+            usage(&format!("--batch is at most {}", revkv::MAX_TXN_OPS));
+        }
+        if !(self.seconds.is_finite() && self.seconds >= 0.0) {
+            usage("--seconds must be a number of seconds");
+        }
+        let largest = sizes.last().copied().unwrap_or(0);
+        Workload {
+            overwrite: self.overwrite.unwrap_or(largest),
+            sizes,
+            value_size: self.value_size,
+            limit: self.limit,
+            list_limits: self.list_limit.clone(),
+            selectivity: self.selectivity,
+            writers: self.writers.max(1),
+            batch: self.batch,
+            depths: self.depths,
+            cache_bytes: self.cache_mib.map(|mib| mib << 20),
+            budget: Budget {
+                samples: self.samples,
+                time: Duration::from_secs_f64(self.seconds),
+            },
+        }
+    }
+}
+
+/// Exits with clap's usage error, as for any other bad argument.
+fn usage(message: &str) -> ! {
+    Cli::command()
+        .error(ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// Runs the workload on revkv, then on each peer, and reports.
+pub(super) fn run(args: BenchArgs) -> Result<(), Failure> {
+    if let Some(dir) = &args.weigh_open {
+        return Ok(embedded::weigh_open(dir, args.weigh_part)?);
+    }
+    let workload = args.workload();
+    #[cfg(not(feature = "peers"))]
+    if !args.peers.is_empty() {
+        usage("--peer needs a revkv built with the `peers` feature (cargo build --release --features peers)");
+    }
+    let machine = Machine::detect();
+    let mut engines = Vec::new();
+    {
+        // Dropped before the peers run, so that its memory and files are gone.
+        let mut store = embedded::Revkv::create(&workload)?;
+        engines.push(workload::run(&mut store, &workload, u64::MAX)?);
+    }
+    #[cfg(feature = "peers")]
+    for &peer in &args.peers {
+        engines.push(peers::run(peer, &args, &workload)?);
+    }
+    let report = Report {
+        machine,
+        workload,
+        engines,
+    };
+    print!("{}", report::table(&report));
+    for path in report::write_files(&report, &args.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Store(error) => Failure::Store(error),
+            other => Failure::Output(io::Error::other(other.to_string())),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! What revkv is compared with, behind the `peers` feature: etcd, the store Kubernetes lists
+//! from, and SQLite with kine's schema, what k3s lists from instead of etcd.
+
+mod etcd;
+mod kine;
+
+use super::engine::Error;
+use super::report::EngineReport;
+use super::workload::{self, Workload};
+use super::{BenchArgs, Peer};
+
+/// Runs the workload on `peer`, up to `--peer-max-keys`.
+pub(super) fn run(
+    peer: Peer,
+    args: &BenchArgs,
+    workload: &Workload,
+) -> Result<EngineReport, Error> {
+    match peer {
+        Peer::Etcd => workload::run(
+            &mut etcd::Etcd::connect(&args.etcd_endpoint, workload.writers)?,
+            workload,
+            args.peer_max_keys,
+        ),
+        Peer::SqliteKine => workload::run(&mut kine::Kine::create()?, workload, args.peer_max_keys),
+    }
+}
+
+/// The end of the key range of `prefix`: the prefix with its last byte incremented. The
+/// workload's prefixes are ASCII and end below `0x7f`.
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8(end).expect("an ASCII prefix stays ASCII")
+}

@@ -1,0 +1,532 @@
+//! The results: one [`EngineReport`] per engine, printed side by side with revkv's speedup, and
+//! written as JSON and SVG plots.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::stats::{Latency, Throughput};
+use super::svg::{Axis, Plot, Scale, Series};
+use super::workload::Workload;
+
+/// Everything one run measured.
+#[derive(Serialize)]
+pub(super) struct Report {
+    pub(super) machine: Machine,
+    pub(super) workload: Workload,
+    /// revkv first; the speedups compare every other engine with it.
+    pub(super) engines: Vec<EngineReport>,
+}
+
+/// Where the figures were measured.
+#[derive(Serialize)]
+pub(super) struct Machine {
+    pub(super) cpu: String,
+    pub(super) cpus: usize,
+    pub(super) memory_gib: f64,
+    pub(super) kernel: String,
+}
+
+impl Machine {
+    /// Reads what Linux tells about the machine; what it cannot read stays "unknown".
+    pub(super) fn detect() -> Machine {
+        let read = |path: &str| fs::read_to_string(path).unwrap_or_default();
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|value| value.trim().to_string())
+        };
+        let memory_kib: f64 = field(&read("/proc/meminfo"), "MemTotal")
+            .and_then(|value| value.trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+        Machine {
+            cpu: field(&read("/proc/cpuinfo"), "model name").unwrap_or_else(|| "unknown".into()),
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            memory_gib: (memory_kib / (1024.0 * 1024.0) * 10.0).round() / 10.0,
+            kernel: if kernel.is_empty() {
+                "unknown".into()
+            } else {
+                kernel
+            },
+        }
+    }
+}
+
+/// Every figure of one engine.
+#[derive(Serialize)]
+pub(super) struct EngineReport {
+    pub(super) engine: &'static str,
+    /// The peer's version, as it reports it.
+    pub(super) version: Option<String>,
+    pub(super) sizes: Vec<SizeFigures>,
+    /// The collection size of the depth sweep: the largest one.
+    pub(super) depth_keys: u64,
+    pub(super) depth: Vec<DepthPoint>,
+    pub(super) filtered: FilteredChunk,
+    pub(super) paged_lists: Vec<PagedList>,
+    pub(super) writes: Writes,
+    pub(super) compaction: Compaction,
+}
+
+/// Chunk latency at one collection size.
+#[derive(Serialize)]
+pub(super) struct SizeFigures {
+    pub(super) keys: u64,
+    pub(super) first: Latency,
+    pub(super) middle: Latency,
+    pub(super) last: Latency,
+    pub(super) open: Option<Open>,
+}
+
+/// Reopening an embedded store.
+#[derive(Clone, Copy, Serialize)]
+pub(super) struct Open {
+    pub(super) seconds: f64,
+    /// Resident memory the opened store added, per key (sled's page cache kept small); `None`
+    /// where the process's resident size cannot be read.
+    pub(super) resident_bytes_per_key: Option<f64>,
+    /// The part of it that is not sled's, less the key's own bytes: the index.
+    pub(super) index_bytes_per_key: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub(super) struct DepthPoint {
+    /// Items listed before the chunk.
+    pub(super) depth: u64,
+    pub(super) latency: Latency,
+}
+
+#[derive(Serialize)]
+pub(super) struct FilteredChunk {
+    pub(super) keys: u64,
+    pub(super) selectivity: f64,
+    /// Items the client received and filtered to fill the chunk; `None` when the store filtered
+    /// them.
+    pub(super) examined: Option<usize>,
+    pub(super) latency: Latency,
+}
+
+#[derive(Serialize)]
+pub(super) struct PagedList {
+    pub(super) keys: u64,
+    pub(super) limit: usize,
+    /// Items per second; the latency is per chunk.
+    pub(super) throughput: Throughput,
+}
+
+#[derive(Serialize)]
+pub(super) struct Writes {
+    /// Puts per second, one durable put at a time.
+    pub(super) single: Throughput,
+    pub(super) batch: usize,
+    /// Keys per second in durable transactions of `batch` puts; the latency is per transaction.
+    pub(super) batched: Throughput,
+    pub(super) writers: usize,
+    /// Puts per second from `writers` threads each putting durably one key at a time.
+    pub(super) concurrent: Throughput,
+}
+
+#[derive(Serialize)]
+pub(super) struct Compaction {
+    /// Records made garbage by rewrites, then compacted away.
+    pub(super) records: u64,
+    pub(super) seconds: f64,
+    pub(super) records_per_second: f64,
+    /// First chunks just before the compaction.
+    pub(super) idle: Latency,
+    /// First chunks while it ran.
+    pub(super) during: Latency,
+}
+
+/// One printed figure of one engine.
+enum Value {
+    Latency(Latency),
+    Rate {
+        per_second: f64,
+        unit: &'static str,
+        latency: Option<Latency>,
+    },
+    Seconds(f64),
+    BytesPerKey(f64),
+    /// A ratio within one engine's figures, which no other engine's is compared with.
+    Factor(f64),
+}
+
+impl Value {
+    /// How many times faster `base` is than `self`, for figures where that means something.
+    fn speedup_over(&self, base: &Value) -> Option<f64> {
+        match (base, self) {
+            (Value::Latency(base), Value::Latency(other)) => Some(other.p50_ms / base.p50_ms),
+            (
+                Value::Rate {
+                    per_second: base, ..
+                },
+                Value::Rate {
+                    per_second: other, ..
+                },
+            ) => Some(base / other),
+            (Value::Seconds(base), Value::Seconds(other)) => Some(other / base),
+            _ => None,
+        }
+    }
+
+    fn latency(&self) -> Option<&Latency> {
+        match self {
+            Value::Latency(latency) => Some(latency),
+            Value::Rate { latency, .. } => latency.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn headline(&self) -> String {
+        match self {
+            Value::Latency(_) => String::new(),
+            Value::Rate {
+                per_second, unit, ..
+            } => format!("{} {unit}/s", count(*per_second)),
+            Value::Seconds(seconds) => format!("{seconds:.2} s"),
+            Value::BytesPerKey(bytes) => format!("{bytes:.0} B/key"),
+            Value::Factor(factor) => format!("{factor:.2}×"),
+        }
+    }
+}
+
+/// The figures of one engine in print order, each with its name.
+fn figures(engine: &EngineReport, workload: &Workload) -> Vec<(String, Value)> {
+    let limit = workload.limit;
+    let mut rows = Vec::new();
+    for size in &engine.sizes {
+        let keys = count(size.keys as f64);
+        for (position, latency) in [
+            ("first", size.first),
+            ("middle", size.middle),
+            ("last", size.last),
+        ] {
+            rows.push((
+                format!("chunk of {limit}, {keys} keys, {position}"),
+                Value::Latency(latency),
+            ));
+        }
+        if let Some(open) = size.open {
+            rows.push((format!("open, {keys} keys"), Value::Seconds(open.seconds)));
+            if let Some(bytes) = open.resident_bytes_per_key {
+                rows.push((
+                    format!("store memory after open, {keys} keys"),
+                    Value::BytesPerKey(bytes),
+                ));
+            }
+            if let Some(bytes) = open.index_bytes_per_key {
+                rows.push((
+                    format!("index memory beyond keys, {keys} keys"),
+                    Value::BytesPerKey(bytes),
+                ));
+            }
+        }
+    }
+    let filtered = &engine.filtered;
+    rows.push((
+        format!(
+            "filtered chunk of {limit} at {}%, {} keys",
+            filtered.selectivity * 100.0,
+            count(filtered.keys as f64)
+        ),
+        Value::Latency(filtered.latency),
+    ));
+    for list in &engine.paged_lists {
+        rows.push((
+            format!(
+                "paged list, {} keys, limit {}",
+                count(list.keys as f64),
+                list.limit
+            ),
+            rate(&list.throughput, "items"),
+        ));
+    }
+    let writes = &engine.writes;
+    rows.push(("single durable puts".into(), rate(&writes.single, "puts")));
+    rows.push((
+        format!("durable txns of {} puts", writes.batch),
+        rate(&writes.batched, "keys"),
+    ));
+    rows.push((
+        format!("{} concurrent durable writers", writes.writers),
+        rate(&writes.concurrent, "puts"),
+    ));
+    let compaction = &engine.compaction;
+    rows.push((
+        format!("compaction of {} records", count(compaction.records as f64)),
+        Value::Rate {
+            per_second: compaction.records_per_second,
+            unit: "records",
+            latency: None,
+        },
+    ));
+    rows.push((
+        "first chunk before compaction".into(),
+        Value::Latency(compaction.idle),
+    ));
+    rows.push((
+        "first chunk during compaction".into(),
+        Value::Latency(compaction.during),
+    ));
+    rows.push((
+        "p99 during ÷ p99 before compaction".into(),
+        Value::Factor(compaction.during.p99_ms / compaction.idle.p99_ms),
+    ));
+    rows
+}
+
+fn rate(throughput: &Throughput, unit: &'static str) -> Value {
+    Value::Rate {
+        per_second: throughput.per_second,
+        unit,
+        latency: Some(throughput.latency),
+    }
+}
+
+/// The figures as a table: one line per figure and engine, with latency percentiles and, for
+/// every engine after the first, how many times faster the first one is.
+pub(super) fn table(report: &Report) -> String {
+    let workload = &report.workload;
+    let machine = &report.machine;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({} CPUs, {} GiB), Linux {}",
+        machine.cpu, machine.cpus, machine.memory_gib, machine.kernel
+    );
+    for engine in &report.engines {
+        if let Some(version) = &engine.version {
+            let _ = writeln!(out, "{}: {version}", engine.engine);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} B values, {}% selected; \"revkv ×\": how many times faster revkv is (p50 or rate)\n",
+        workload.value_size,
+        workload.selectivity * 100.0
+    );
+    let _ = writeln!(
+        out,
+        "{:<40} {:<12} {:>16} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "figure", "engine", "value", "p50", "p90", "p99", "max", "revkv ×"
+    );
+    let per_engine: Vec<Vec<(String, Value)>> = report
+        .engines
+        .iter()
+        .map(|engine| figures(engine, workload))
+        .collect();
+    let Some((base, others)) = per_engine.split_first() else {
+        return out;
+    };
+    for (name, base_value) in base {
+        let mut label = name.as_str();
+        for (engine, figures) in report.engines.iter().zip(&per_engine) {
+            let Some((_, value)) = figures.iter().find(|(other, _)| other == name) else {
+                continue;
+            };
+            let speedup = if std::ptr::eq(figures, base) {
+                String::new()
+            } else {
+                value
+                    .speedup_over(base_value)
+                    .map(|speedup| format!("{speedup:.1}"))
+                    .unwrap_or_default()
+            };
+            let [p50, p90, p99, max] = match value.latency() {
+                Some(l) => [l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms].map(millis),
+                None => Default::default(),
+            };
+            let _ = writeln!(
+                out,
+                "{label:<40} {:<12} {:>16} {p50:>10} {p90:>10} {p99:>10} {max:>10} {speedup:>9}",
+                engine.engine,
+                value.headline()
+            );
+            label = "";
+        }
+    }
+    if others.iter().any(|figures| figures.len() < base.len()) {
+        let _ = writeln!(
+            out,
+            "\nA figure missing for an engine was not measured on it (a size above --peer-max-keys, \
+             or no way to reopen a server from here)."
+        );
+    }
+    out
+}
+
+/// A latency in milliseconds with three significant digits (whole ones from 1000 on).
+fn millis(ms: f64) -> String {
+    match ms {
+        ms if ms < 1.0 => format!("{ms:.3} ms"),
+        ms if ms < 10.0 => format!("{ms:.2} ms"),
+        ms if ms < 100.0 => format!("{ms:.1} ms"),
+        ms => format!("{ms:.0} ms"),
+    }
+}
+
+/// A count with a k or M suffix: 1000000 is "1M", 1830 is "1.83k".
+fn count(value: f64) -> String {
+    let (scaled, suffix) = match value.abs() {
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    // Three significant digits, without trailing zeros.
+    let decimals = match scaled.abs() {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        _ => 2,
+    };
+    let text = format!("{scaled:.decimals$}");
+    let text = match text.contains('.') {
+        true => text.trim_end_matches('0').trim_end_matches('.'),
+        false => &text,
+    };
+    format!("{text}{suffix}")
+}
+
+/// An axis tick in milliseconds: as many decimals as a power of ten below one needs.
+fn tick_millis(ms: f64) -> String {
+    if ms >= 1.0 {
+        return format!("{ms:.0}");
+    }
+    let decimals = (-ms.log10()).ceil() as usize;
+    format!("{ms:.decimals$}")
+}
+
+const COLORS: [&str; 4] = ["#1f6fb4", "#d62728", "#2ca02c", "#9467bd"];
+
+/// Writes `report.json` and the two plots into `dir`; returns the files written.
+pub(super) fn write_files(report: &Report, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
+    let files = [
+        ("report.json", json + "\n"),
+        ("chunk-vs-keys.svg", chunk_against_keys(report).render()),
+        ("chunk-vs-depth.svg", chunk_against_depth(report).render()),
+    ];
+    files
+        .into_iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            fs::write(&path, text).map(|()| path)
+        })
+        .collect()
+}
+
+/// p50 chunk latency against collection size: one line per engine and position.
+fn chunk_against_keys(report: &Report) -> Plot {
+    let mut series = Vec::new();
+    for (engine, color) in report.engines.iter().zip(COLORS.into_iter().cycle()) {
+        for (position, dash) in [
+            ("first", None),
+            ("middle", Some("7 4")),
+            ("last", Some("2 3")),
+        ] {
+            let points = engine
+                .sizes
+                .iter()
+                .map(|size| {
+                    let latency = match position {
+                        "first" => size.first,
+                        "middle" => size.middle,
+                        _ => size.last,
+                    };
+                    (size.keys as f64, latency.p50_ms)
+                })
+                .collect();
+            series.push(Series {
+                name: format!("{} {position}", engine.engine),
+                color,
+                dash,
+                points,
+            });
+        }
+    }
+    Plot {
+        title: format!(
+            "One chunk of {} with its exact remaining count (p50)",
+            report.workload.limit
+        ),
+        x: Axis {
+            label: "keys in the collection".into(),
+            scale: Scale::Log,
+            format: count,
+        },
+        y: Axis {
+            label: "latency (ms)".into(),
+            scale: Scale::Log,
+            format: tick_millis,
+        },
+        series,
+    }
+}
+
+/// p50 chunk latency against the number of items before the chunk, at each engine's largest
+/// collection.
+fn chunk_against_depth(report: &Report) -> Plot {
+    let series = report
+        .engines
+        .iter()
+        .zip(COLORS.into_iter().cycle())
+        .map(|(engine, color)| Series {
+            name: format!(
+                "{}, {} keys",
+                engine.engine,
+                count(engine.depth_keys as f64)
+            ),
+            color,
+            dash: None,
+            points: engine
+                .depth
+                .iter()
+                .map(|point| (point.depth as f64, point.latency.p50_ms))
+                .collect(),
+        })
+        .collect();
+    Plot {
+        title: format!(
+            "One chunk of {} against cursor depth (p50)",
+            report.workload.limit
+        ),
+        x: Axis {
+            label: "items before the chunk".into(),
+            scale: Scale::Linear,
+            format: count,
+        },
+        y: Axis {
+            label: "latency (ms)".into(),
+            scale: Scale::Log,
+            format: tick_millis,
+        },
+        series,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_short() {
+        assert_eq!(count(1_000_000.0), "1M");
+        assert_eq!(count(1830.0), "1.83k");
+        assert_eq!(count(250_000.0), "250k");
+        assert_eq!(count(12.0), "12");
+        assert_eq!(count(717.49), "717");
+        assert_eq!(count(133_420.0), "133k");
+        assert_eq!(count(100.0), "100");
+        assert_eq!(millis(0.3514), "0.351 ms");
+        assert_eq!(millis(1161.4), "1161 ms");
+        assert_eq!(tick_millis(0.1), "0.1");
+        assert_eq!(tick_millis(0.01), "0.01");
+        assert_eq!(tick_millis(1000.0), "1000");
+    }
+}

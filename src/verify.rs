@@ -1,0 +1,865 @@
+//! [`Db::verify`]: reads everything a store holds and checks it against the invariants of
+//! `DESIGN.md` (section 8), so that an operator can tell whether a store can be trusted.
+//!
+//! The check is one pass over each kind of sled entry in key order:
+//!
+//! 1. metadata: format version, and finished ≤ compacted ≤ current revision;
+//! 2. latest pointers, merged with the in-memory index: every pointer leads to a change of its
+//!    key of its kind, and the keys live at the checked revision according to the pointers are
+//!    exactly the index's, at the same locations;
+//! 3. records: every record decodes; every revision in (compacted, current] has its changes,
+//!    numbered from 0; every change follows from its previous one (older, same key, consistent
+//!    version) and is reachable from a pointer;
+//! 4. commit times: present for every revision in (compacted, current], never decreasing.
+//!
+//! Writers may go on while it runs: the check reads the visible view of its start, and leaves
+//! alone whatever is written above that revision. Compactions wait, because they delete the
+//! records being checked.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::ops::Bound;
+
+use serde::Serialize;
+
+use crate::encoding::{self, Change, Latest, Location, Meta, Record};
+use crate::index::View;
+use crate::store::Shared;
+use crate::{display_key, Db, Error, Result, Revision};
+
+/// A report lists at most this many findings; a store damaged everywhere would otherwise produce
+/// one per entry.
+const MAX_FINDINGS: usize = 1000;
+
+/// What [`Db::verify`] examined and found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// The revision checked: the newest visible one when the check began. Writes committed
+    /// while it ran are above it and are not examined.
+    pub revision: Revision,
+    /// The compacted revision: history below it is gone by design.
+    pub compacted_revision: Revision,
+    /// Keys live at `revision` in the in-memory index.
+    pub live_keys: u64,
+    /// Latest pointers read (one per key not compacted away, live or deleted).
+    pub latest_pointers: u64,
+    /// Records (puts and tombstones) read.
+    pub records: u64,
+    /// Commit times read.
+    pub commit_times: u64,
+    /// What is wrong, in the order found; empty for a healthy store.
+    pub findings: Vec<Finding>,
+    /// Findings beyond the first thousand, counted but not listed.
+    pub omitted_findings: u64,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Every finding, listed or omitted.
+    #[must_use]
+    pub fn finding_count(&self) -> u64 {
+        self.findings.len() as u64 + self.omitted_findings
+    }
+}
+
+/// One thing [`Db::verify`] found wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// Which invariant it breaks.
+    pub check: Check,
+    /// Where: a revision and change, a key's latest pointer, a commit time, a metadata entry.
+    pub location: String,
+    /// What is wrong there.
+    pub problem: String,
+}
+
+/// The invariant a [`Finding`] breaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Check {
+    /// Stored bytes fail their checksum or do not decode: reads of them fail with
+    /// [`Error::Corrupted`].
+    Decoding,
+    /// The metadata: the format version, and finished ≤ compacted ≤ current revision.
+    Metadata,
+    /// Revisions are contiguous: every revision in (compacted, current] has a commit time and
+    /// its changes, numbered from 0.
+    Revisions,
+    /// Commit times never decrease, so that time-based retention can search them.
+    CommitTimes,
+    /// Every latest pointer leads to a change of its key, a put when it says live and a delete
+    /// otherwise, and to the key's newest change.
+    LatestPointers,
+    /// Every change follows from its previous one (older, same key, consistent version and
+    /// create revision), which is stored unless compaction may have removed it; and every
+    /// change is reachable from a latest pointer.
+    History,
+    /// The in-memory index equals the index rebuilt from the latest pointers.
+    Index,
+    /// A finished compaction left behind nothing it removes: superseded changes, tombstones,
+    /// pointers of deleted keys, old commit times.
+    Compaction,
+    /// A sled entry of no kind revkv writes.
+    UnknownEntry,
+}
+
+impl Check {
+    /// A stable snake_case name, as in the JSON report.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Decoding => "decoding",
+            Check::Metadata => "metadata",
+            Check::Revisions => "revisions",
+            Check::CommitTimes => "commit_times",
+            Check::LatestPointers => "latest_pointers",
+            Check::History => "history",
+            Check::Index => "index",
+            Check::Compaction => "compaction",
+            Check::UnknownEntry => "unknown_entry",
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {}",
+            self.check.name(),
+            self.location,
+            self.problem
+        )
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    /// A summary line, then one line per finding.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "revision {} (compacted {}): {} live keys, {} latest pointers, {} records, {} commit times: ",
+            self.revision,
+            self.compacted_revision,
+            self.live_keys,
+            self.latest_pointers,
+            self.records,
+            self.commit_times
+        )?;
+        match self.finding_count() {
+            0 => return f.write_str("clean"),
+            1 => f.write_str("1 finding")?,
+            count => write!(f, "{count} findings")?,
+        }
+        for finding in &self.findings {
+            write!(f, "\n  {finding}")?;
+        }
+        if self.omitted_findings > 0 {
+            write!(f, "\n  ... and {} more", self.omitted_findings)?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Checks everything the store holds: that every stored value decodes and matches its
+    /// checksum, that revisions are contiguous above the compacted revision with non-decreasing
+    /// commit times, that every key's chain of changes is consistent, that the latest pointers
+    /// agree with the records and the in-memory index with the pointers, and that the metadata
+    /// is consistent. Damage is reported as findings, not as an error.
+    ///
+    /// It reads every stored entry once, and the previous change of every record: O(history)
+    /// time, plus memory for a location (16 bytes) per stored record. An operator's tool, as
+    /// `revkv verify`; writers may go on meanwhile (their new revisions are not examined), and
+    /// compactions wait until it returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when sled cannot be read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let db = revkv::Db::temporary()?;
+    /// db.put("a", "1")?;
+    /// db.delete("a")?;
+    /// let report = db.verify()?;
+    /// assert!(report.is_clean(), "{report}");
+    /// assert_eq!((report.records, report.latest_pointers), (2, 1));
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let shared = &*self.shared;
+        let _compactions_wait = shared.compaction_lock.lock();
+        let view = shared.index.visible();
+        let compacted = shared.compacted();
+        let mut verifier = Verifier {
+            shared,
+            revision: view.revision,
+            compacted,
+            finished: Revision::ZERO,
+            report: VerifyReport {
+                revision: view.revision,
+                compacted_revision: compacted,
+                live_keys: view.tree.len() as u64,
+                latest_pointers: 0,
+                records: 0,
+                commit_times: 0,
+                findings: Vec::new(),
+                omitted_findings: 0,
+            },
+        };
+        verifier.metadata()?;
+        let heads = verifier.latest_pointers(&view)?;
+        verifier.records(&heads)?;
+        verifier.commit_times()?;
+        verifier.unknown_entries()?;
+        Ok(verifier.report)
+    }
+}
+
+struct Verifier<'a> {
+    shared: &'a Shared,
+    /// The revision checked.
+    revision: Revision,
+    compacted: Revision,
+    finished: Revision,
+    report: VerifyReport,
+}
+
+impl Verifier<'_> {
+    fn found(&mut self, check: Check, location: impl Into<String>, problem: impl Into<String>) {
+        if self.report.findings.len() == MAX_FINDINGS {
+            self.report.omitted_findings += 1;
+            return;
+        }
+        self.report.findings.push(Finding {
+            check,
+            location: location.into(),
+            problem: problem.into(),
+        });
+    }
+
+    /// Turns a decoder's [`Error::Corrupted`] into a finding; any other error ends the check.
+    fn undecodable(&mut self, error: Error) -> Result<()> {
+        match error {
+            Error::Corrupted { location, reason } => {
+                self.found(Check::Decoding, location, reason);
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    /// What is stored at `location`; the record scan reports an undecodable record.
+    fn stored(&self, location: Location) -> Result<Stored> {
+        match self.shared.record(location) {
+            Ok(Some(record)) => Ok(Stored::Record(record)),
+            Ok(None) => Ok(Stored::Missing),
+            Err(Error::Corrupted { .. }) => Ok(Stored::Undecodable),
+            Err(other) => Err(other),
+        }
+    }
+
+    fn unpointed(&mut self, key: &[u8], location: Location) {
+        self.found(
+            Check::Index,
+            format!("key {}", display_key(key)),
+            format!("live at {location} in the index, but it has no latest pointer"),
+        );
+    }
+
+    fn metadata(&mut self) -> Result<()> {
+        let shared = self.shared;
+        let data = &shared.data;
+        match data.get(Meta::FormatVersion.sled_key())? {
+            None => self.found(Check::Metadata, "metadata format_version", "missing"),
+            Some(bytes) => match Meta::FormatVersion.decode(&bytes) {
+                Ok(version) if version == u64::from(encoding::FORMAT_VERSION) => {}
+                Ok(version) => self.found(
+                    Check::Metadata,
+                    "metadata format_version",
+                    format!(
+                        "format version {version}, expected {}",
+                        encoding::FORMAT_VERSION
+                    ),
+                ),
+                Err(error) => self.undecodable(error)?,
+            },
+        }
+        let mut read = |meta: Meta| -> Result<Option<u64>> {
+            match data.get(meta.sled_key())? {
+                None => Ok(Some(0)),
+                Some(bytes) => match meta.decode(&bytes) {
+                    Ok(value) => Ok(Some(value)),
+                    Err(error) => self.undecodable(error).map(|()| None),
+                },
+            }
+        };
+        let compacted = read(Meta::CompactedRevision)?;
+        // An unreadable finished revision is taken as 0, the reading that reports least.
+        let finished = read(Meta::FinishedCompaction)?.unwrap_or(0);
+        self.finished = Revision::new(finished);
+        if let Some(compacted) = compacted.filter(|&c| c != self.compacted.get()) {
+            self.found(
+                Check::Metadata,
+                "metadata compacted_revision",
+                format!(
+                    "{compacted} on disk, but {} in memory",
+                    self.compacted.get()
+                ),
+            );
+        }
+        if self.finished > self.compacted {
+            self.found(
+                Check::Metadata,
+                "metadata finished_compaction",
+                format!(
+                    "{} is above the compacted revision {}",
+                    self.finished, self.compacted
+                ),
+            );
+        }
+        if self.compacted > self.revision {
+            self.found(
+                Check::Metadata,
+                "metadata compacted_revision",
+                format!(
+                    "{} is above the current revision {}",
+                    self.compacted, self.revision
+                ),
+            );
+        }
+        let known = [
+            Meta::FormatVersion,
+            Meta::CompactedRevision,
+            Meta::FinishedCompaction,
+        ]
+        .map(Meta::sled_key);
+        for item in data.scan_prefix(meta_prefix()) {
+            let (sled_key, _) = item?;
+            if !known.iter().any(|name| *name == *sled_key) {
+                self.found(
+                    Check::UnknownEntry,
+                    format!("sled key \"{}\"", sled_key.escape_ascii()),
+                    "metadata of no known name",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every latest pointer, and the index of the checked revision against the one the
+    /// pointers give (walked side by side, both in key order). Returns the pointers' locations.
+    fn latest_pointers(&mut self, view: &View) -> Result<HashSet<Location>> {
+        let mut heads = HashSet::new();
+        let mut index = view
+            .tree
+            .range(Bound::Unbounded, Bound::Unbounded)
+            .peekable();
+        for item in self.shared.data.scan_prefix(Latest::prefix()) {
+            let (sled_key, bytes) = item?;
+            self.report.latest_pointers += 1;
+            let key = Latest::user_key(&sled_key);
+            while let Some((unpointed, &location)) = index.next_if(|(k, _)| ***k < *key) {
+                self.unpointed(unpointed, location);
+            }
+            let indexed = index.next_if(|(k, _)| ***k == *key).map(|(_, l)| *l);
+            let latest = match Latest::decode(key, &bytes) {
+                Ok(latest) => latest,
+                Err(error) => {
+                    self.undecodable(error)?;
+                    continue;
+                }
+            };
+            heads.insert(latest.location);
+            let Some(on_disk) = self.live_at_checked_revision(key, latest)? else {
+                continue;
+            };
+            if on_disk != indexed {
+                let describe = |location: Option<Location>| {
+                    location.map_or_else(|| "not live".to_string(), |l| format!("live at {l}"))
+                };
+                self.found(
+                    Check::Index,
+                    format!("key {}", display_key(key)),
+                    format!(
+                        "{} at revision {} in the index, but {} on disk",
+                        describe(indexed),
+                        self.revision,
+                        describe(on_disk)
+                    ),
+                );
+            }
+        }
+        for (unpointed, &location) in index {
+            self.unpointed(unpointed, location);
+        }
+        Ok(heads)
+    }
+
+    /// Where the key is live at the checked revision according to disk, following its changes
+    /// down from its latest pointer (a writer may have moved the pointer above that revision),
+    /// and checking the change the pointer leads to. `None` when the history cannot be
+    /// followed; that is reported here or by the record scan.
+    fn live_at_checked_revision(
+        &mut self,
+        key: &[u8],
+        latest: Latest,
+    ) -> Result<Option<Option<Location>>> {
+        let pointer = || format!("latest pointer of key {}", display_key(key));
+        let mut at = latest.location;
+        let mut claimed_live = Some(latest.live);
+        loop {
+            let record = match self.stored(at)? {
+                Stored::Record(record) => record,
+                Stored::Undecodable => return Ok(None),
+                Stored::Missing => return Ok(self.missing_change(key, at, claimed_live)),
+            };
+            let is_put = matches!(record.change, Change::Put(_));
+            if let Some(live) = claimed_live.take() {
+                if record.key != key {
+                    self.found(
+                        Check::LatestPointers,
+                        pointer(),
+                        format!(
+                            "leads to {at}, a change of key {}",
+                            display_key(&record.key)
+                        ),
+                    );
+                    return Ok(None);
+                }
+                if live != is_put {
+                    let (claims, is) = if live {
+                        ("live", "a delete")
+                    } else {
+                        ("deleted", "a put")
+                    };
+                    self.found(
+                        Check::LatestPointers,
+                        pointer(),
+                        format!("says the key is {claims}, but leads to {is} at {at}"),
+                    );
+                }
+            } else if record.key != key {
+                // The record scan reports a change that follows one of another key.
+                return Ok(None);
+            }
+            if at.revision <= self.revision {
+                return Ok(Some(is_put.then_some(at)));
+            }
+            match record.prev {
+                Some(prev) => at = prev,
+                None => return Ok(Some(None)),
+            }
+        }
+    }
+
+    /// What a missing change in the key's history means for the key at the checked revision:
+    /// `claimed_live` is what the latest pointer says when the pointer leads there.
+    fn missing_change(
+        &mut self,
+        key: &[u8],
+        at: Location,
+        claimed_live: Option<bool>,
+    ) -> Option<Option<Location>> {
+        let pointer = || format!("latest pointer of key {}", display_key(key));
+        match claimed_live {
+            // Compaction removes tombstones at or below the compacted revision.
+            None if at.revision <= self.compacted => return Some(None),
+            // A compaction removes tombstones, then their pointers: a crash in between leaves
+            // a pointer that reads as deleted, as it should, but is never removed.
+            Some(false) if at.revision <= self.compacted => {
+                if self.finished == self.compacted {
+                    self.found(
+                        Check::Compaction,
+                        pointer(),
+                        format!("outlived its tombstone at {at}"),
+                    );
+                }
+                return Some(None);
+            }
+            Some(_) => self.found(
+                Check::LatestPointers,
+                pointer(),
+                format!("leads to {at}, where nothing is stored"),
+            ),
+            None => self.found(
+                Check::History,
+                at.to_string(),
+                format!(
+                    "missing, but a later change of key {} follows it",
+                    display_key(key)
+                ),
+            ),
+        }
+        None
+    }
+
+    fn records(&mut self, heads: &HashSet<Location>) -> Result<()> {
+        // Each change's successor: the change whose `prev` it is.
+        let mut successors: HashMap<Location, Location> = HashMap::new();
+        let mut checked = Vec::new();
+        let mut undecodable = false;
+        let mut numbering = Numbering::default();
+        for item in self.shared.data.scan_prefix(encoding::record_prefix()) {
+            let (sled_key, bytes) = item?;
+            self.report.records += 1;
+            let location = match Location::from_record_key(&sled_key) {
+                Ok(location) => location,
+                Err(error) => {
+                    self.undecodable(error)?;
+                    continue;
+                }
+            };
+            let record = Record::decode(location, &bytes);
+            if location.revision <= self.revision {
+                checked.push(location);
+                let key = record.as_ref().ok().map(|record| record.key.as_slice());
+                numbering.next(self, location, key);
+            }
+            let record = match record {
+                Ok(record) => record,
+                Err(error) => {
+                    undecodable = true;
+                    self.undecodable(error)?;
+                    continue;
+                }
+            };
+            if let Some(prev) = record.prev {
+                if let Some(other) = successors.insert(prev, location) {
+                    self.found(
+                        Check::History,
+                        prev.to_string(),
+                        format!("both {other} and {location} follow it"),
+                    );
+                }
+            }
+            if location.revision <= self.revision {
+                self.change(location, &record)?;
+            }
+        }
+        numbering.finish(self);
+        // A record that does not decode hides which change it follows: that change would look
+        // unreachable, when the one finding is the damaged record.
+        for location in checked.into_iter().filter(|_| !undecodable) {
+            // An unfinished compaction leaves garbage in (finished, compacted] for the next open.
+            let may_be_garbage =
+                self.finished < location.revision && location.revision <= self.compacted;
+            if !heads.contains(&location) && !successors.contains_key(&location) && !may_be_garbage
+            {
+                self.found(
+                    Check::History,
+                    location.to_string(),
+                    "no latest pointer or later change leads to it",
+                );
+            }
+        }
+        for head in heads {
+            if let Some(&next) = successors
+                .get(head)
+                .filter(|next| next.revision <= self.revision)
+            {
+                self.found(
+                    Check::LatestPointers,
+                    head.to_string(),
+                    format!("a latest pointer leads here, but {next} follows it"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks one change against itself and its previous change.
+    fn change(&mut self, location: Location, record: &Record) -> Result<()> {
+        let at = location.to_string();
+        let replaces_live_version = match &record.change {
+            Change::Put(value) => {
+                if value.version == 0 {
+                    self.found(Check::History, at.clone(), "a put of version 0");
+                } else if (value.version == 1) != (value.create_revision == location.revision) {
+                    self.found(
+                        Check::History,
+                        at.clone(),
+                        format!(
+                            "version {} with create revision {}",
+                            value.version, value.create_revision
+                        ),
+                    );
+                }
+                value.version > 1
+            }
+            Change::Delete => {
+                if location.revision <= self.finished {
+                    self.found(
+                        Check::Compaction,
+                        at.clone(),
+                        format!(
+                            "a tombstone at or below the finished compaction {}",
+                            self.finished
+                        ),
+                    );
+                }
+                true
+            }
+        };
+        let Some(prev) = record.prev else {
+            if replaces_live_version {
+                self.found(
+                    Check::History,
+                    at,
+                    "an update or delete without a previous change",
+                );
+            }
+            return Ok(());
+        };
+        if prev >= location {
+            self.found(
+                Check::History,
+                at,
+                format!("its previous change {prev} is not older"),
+            );
+            return Ok(());
+        }
+        let before = match self.stored(prev)? {
+            Stored::Record(before) => before,
+            Stored::Undecodable => return Ok(()),
+            Stored::Missing => {
+                // Compaction removes the change a change at or below it replaced, and every
+                // tombstone at or below it (which a re-creating put may point at).
+                let removable = prev.revision <= self.compacted
+                    && (location.revision <= self.compacted || !replaces_live_version);
+                if !removable {
+                    self.found(
+                        Check::History,
+                        at,
+                        format!("its previous change {prev} is missing"),
+                    );
+                }
+                return Ok(());
+            }
+        };
+        if before.key != record.key {
+            self.found(
+                Check::History,
+                at,
+                format!(
+                    "its previous change {prev} is of key {}, not {}",
+                    display_key(&before.key),
+                    display_key(&record.key)
+                ),
+            );
+            return Ok(());
+        }
+        let follows = match (&record.change, &before.change) {
+            (Change::Put(value), Change::Put(earlier)) => {
+                value.version == earlier.version + 1
+                    && value.create_revision == earlier.create_revision
+            }
+            (Change::Put(value), Change::Delete) => value.version == 1,
+            (Change::Delete, Change::Put(_)) => true,
+            (Change::Delete, Change::Delete) => false,
+        };
+        if !follows {
+            self.found(
+                Check::History,
+                at,
+                format!("does not follow from its previous change {prev}"),
+            );
+        } else if replaces_live_version && location.revision <= self.finished {
+            self.found(
+                Check::Compaction,
+                prev.to_string(),
+                format!(
+                    "superseded by {location}, at or below the finished compaction {}",
+                    self.finished
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn commit_times(&mut self) -> Result<()> {
+        // The compacted revision keeps its commit time: it is the head after a restart when
+        // nothing newer was written.
+        let mut expected = self.compacted.get().max(1);
+        let mut previous: Option<(Revision, u64)> = None;
+        for item in self.shared.data.scan_prefix(encoding::commit_time_prefix()) {
+            let (sled_key, bytes) = item?;
+            self.report.commit_times += 1;
+            let revision = match encoding::revision_of_commit_time_key(&sled_key) {
+                Ok(revision) => revision,
+                Err(error) => {
+                    self.undecodable(error)?;
+                    continue;
+                }
+            };
+            if revision > self.revision {
+                continue;
+            }
+            if revision < self.finished {
+                self.found(
+                    Check::Compaction,
+                    format!("commit time of revision {revision}"),
+                    format!("below the finished compaction {}", self.finished),
+                );
+            }
+            if revision.get() < expected {
+                continue;
+            }
+            if revision.get() > expected {
+                self.missing_commit_times(expected, revision.get() - 1);
+            }
+            expected = revision.get() + 1;
+            let millis = match encoding::decode_commit_time(revision, &bytes) {
+                Ok(millis) => millis,
+                Err(error) => {
+                    self.undecodable(error)?;
+                    continue;
+                }
+            };
+            if let Some((earlier, earlier_millis)) = previous.filter(|&(_, ms)| ms > millis) {
+                self.found(
+                    Check::CommitTimes,
+                    format!("commit time of revision {revision}"),
+                    format!("{millis} ms, before the {earlier_millis} ms of revision {earlier}"),
+                );
+            }
+            previous = Some((revision, millis));
+        }
+        if expected <= self.revision.get() {
+            self.missing_commit_times(expected, self.revision.get());
+        }
+        Ok(())
+    }
+
+    fn missing_commit_times(&mut self, first: u64, last: u64) {
+        self.found(
+            Check::Revisions,
+            revision_span(first, last),
+            "no commit time stored",
+        );
+    }
+
+    /// Entries whose first byte is of no kind revkv writes: the ranges between the kinds.
+    fn unknown_entries(&mut self) -> Result<()> {
+        let mut kinds = [
+            Latest::prefix(),
+            meta_prefix(),
+            encoding::record_prefix(),
+            encoding::commit_time_prefix(),
+        ];
+        kinds.sort_unstable();
+        let mut gaps = Vec::new();
+        let mut from = Bound::Unbounded;
+        for [kind] in kinds {
+            gaps.push((from, Bound::Excluded(vec![kind])));
+            from = Bound::Included(vec![kind + 1]);
+        }
+        gaps.push((from, Bound::Unbounded));
+        for gap in gaps {
+            for item in self.shared.data.range::<Vec<u8>, _>(gap) {
+                let (sled_key, _) = item?;
+                self.found(
+                    Check::UnknownEntry,
+                    format!("sled key \"{}\"", sled_key.escape_ascii()),
+                    "an entry of no kind revkv writes",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows the record scan through the revisions above the compacted one: each must have
+/// changes numbered 0, 1, ... and touch a key at most once.
+#[derive(Default)]
+struct Numbering {
+    last: Option<Location>,
+    keys: HashSet<Vec<u8>>,
+}
+
+impl Numbering {
+    fn next(&mut self, verifier: &mut Verifier<'_>, location: Location, key: Option<&[u8]>) {
+        if location.revision <= verifier.compacted {
+            return;
+        }
+        let expected_sub = match self.last {
+            Some(last) if last.revision == location.revision => last.sub + 1,
+            last => {
+                let after = last.map_or(verifier.compacted, |last| last.revision);
+                if after.next() < location.revision {
+                    verifier.found(
+                        Check::Revisions,
+                        revision_span(after.get() + 1, location.revision.get() - 1),
+                        "no changes stored",
+                    );
+                }
+                self.keys.clear();
+                0
+            }
+        };
+        if location.sub != expected_sub {
+            verifier.found(
+                Check::Revisions,
+                location.to_string(),
+                format!(
+                    "changes {expected_sub}..{} of revision {} are missing",
+                    location.sub, location.revision
+                ),
+            );
+        }
+        if let Some(key) = key {
+            if !self.keys.insert(key.to_vec()) {
+                verifier.found(
+                    Check::History,
+                    location.to_string(),
+                    format!(
+                        "key {} changes twice in revision {}",
+                        display_key(key),
+                        location.revision
+                    ),
+                );
+            }
+        }
+        self.last = Some(location);
+    }
+
+    fn finish(self, verifier: &mut Verifier<'_>) {
+        let after = self.last.map_or(verifier.compacted, |last| last.revision);
+        if after < verifier.revision {
+            verifier.found(
+                Check::Revisions,
+                revision_span(after.get() + 1, verifier.revision.get()),
+                "no changes stored",
+            );
+        }
+    }
+}
+
+/// The first byte of every metadata key.
+fn meta_prefix() -> [u8; 1] {
+    [Meta::FormatVersion.sled_key()[0]]
+}
+
+/// What a location holds, for the checks that follow a change to its previous one.
+enum Stored {
+    Record(Record),
+    Missing,
+    /// Reported where the record scan reaches it.
+    Undecodable,
+}
+
+fn revision_span(first: u64, last: u64) -> String {
+    if first == last {
+        format!("revision {first}")
+    } else {
+        format!("revisions {first}..={last}")
+    }
+}

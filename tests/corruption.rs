@@ -1,0 +1,243 @@
+//! Damaged bytes on disk are found, never believed: every kind of stored entry, with flipped
+//! bits, truncations and trailing bytes. Either the store refuses to open with
+//! `Error::Corrupted`, or every read that touches the damage fails with `Error::Corrupted`
+//! naming it, every other read returns the right data, and `Db::verify` reports exactly the
+//! damaged entry.
+//!
+//! A list at an older revision may fail for any key when its snapshot is rebuilt through the
+//! damaged record, because the rebuild reads the log of every key since that revision.
+
+use std::path::Path;
+use std::time::Duration;
+
+use revkv::{Check, Db, Error, ListOptions, Retention, Revision};
+
+use crate::common::{raw_key, with_raw_tree, write_sample_history, Model};
+
+const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+
+/// Time retention of zero reads every commit time when asked for its boundary; the
+/// background compactor that it starts waits an hour, longer than any test.
+fn open(path: &Path) -> revkv::Result<Db> {
+    Db::options()
+        .retention(Retention::Time(Duration::ZERO))
+        .compaction_interval(Duration::from_secs(3600))
+        .open(path)
+}
+
+/// What damage to an entry must do.
+#[derive(Clone, Copy, Debug)]
+enum Effect {
+    /// Opening the store fails.
+    OpenFails,
+    /// Reads of this key fail (some of them), and nothing else does but lists at older
+    /// revisions.
+    ReadsOf(&'static str),
+    /// Only the retention boundary, which searches the commit times, fails.
+    RetentionFails,
+}
+
+/// One stored entry: its sled key, the location errors and findings name, and what damage does.
+struct Target {
+    name: &'static str,
+    sled_key: Vec<u8>,
+    location: &'static str,
+    effect: Effect,
+}
+
+fn targets() -> Vec<Target> {
+    let target = |name, sled_key, location, effect| Target {
+        name,
+        sled_key,
+        location,
+        effect,
+    };
+    vec![
+        target(
+            "the current record of a live key",
+            raw_key::record(3, 0),
+            "revision 3 (change 0)",
+            Effect::ReadsOf("a"),
+        ),
+        target(
+            "an older record kept by compaction",
+            raw_key::record(2, 0),
+            "revision 2 (change 0)",
+            Effect::ReadsOf("a"),
+        ),
+        target(
+            "a tombstone",
+            raw_key::record(5, 0),
+            "revision 5 (change 0)",
+            Effect::ReadsOf("b"),
+        ),
+        target(
+            "the second change of a transaction",
+            raw_key::record(7, 1),
+            "revision 7 (change 1)",
+            Effect::ReadsOf("e"),
+        ),
+        target(
+            "the latest pointer of a live key",
+            raw_key::latest("a"),
+            "latest pointer of key \"a\"",
+            Effect::OpenFails,
+        ),
+        target(
+            "the latest pointer of a deleted key",
+            raw_key::latest("b"),
+            "latest pointer of key \"b\"",
+            Effect::OpenFails,
+        ),
+        target(
+            "a commit time",
+            raw_key::commit_time(4),
+            "commit time of revision 4",
+            Effect::RetentionFails,
+        ),
+        target(
+            "the newest commit time",
+            raw_key::commit_time(8),
+            "commit time of revision 8",
+            Effect::OpenFails,
+        ),
+        target(
+            "the format version",
+            raw_key::meta("format_version"),
+            "metadata format_version",
+            Effect::OpenFails,
+        ),
+        target(
+            "the compacted revision",
+            raw_key::meta("compacted_revision"),
+            "metadata compacted_revision",
+            Effect::OpenFails,
+        ),
+        target(
+            "the finished compaction",
+            raw_key::meta("finished_compaction"),
+            "metadata finished_compaction",
+            Effect::OpenFails,
+        ),
+    ]
+}
+
+type Damage = (&'static str, fn(&mut Vec<u8>));
+
+const DAMAGES: [Damage; 7] = [
+    ("a flipped bit in the checksum", |bytes| bytes[0] ^= 1),
+    ("a flipped bit in the payload", |bytes| bytes[4] ^= 0x10),
+    ("a flipped last bit", |bytes| {
+        *bytes.last_mut().expect("values are not empty") ^= 0x80;
+    }),
+    ("truncation to nothing", Vec::clear),
+    ("truncation inside the checksum", |bytes| bytes.truncate(3)),
+    ("the last byte cut", |bytes| {
+        bytes.pop();
+    }),
+    ("a trailing byte", |bytes| bytes.push(0)),
+];
+
+/// Whether `error` is corruption reported at `location`.
+fn corrupted_at(error: &Error, location: &str) -> bool {
+    matches!(error, Error::Corrupted { location: at, .. } if at == location)
+}
+
+/// Every read of the damaged store: gets and whole lists at every revision, and the retention
+/// boundary. Returns whether any of them failed.
+fn read_everything(db: &Db, model: &Model, target: &Target) -> revkv::Result<bool> {
+    let case = target.name;
+    let involved = |key: &str| matches!(target.effect, Effect::ReadsOf(damaged) if damaged == key);
+    let mut failed = false;
+    let mut check = |outcome: revkv::Result<bool>, may_fail: bool, what: String| match outcome {
+        Ok(equal) => assert!(equal, "{case}: {what} returned wrong data"),
+        Err(error) => {
+            assert!(
+                may_fail && corrupted_at(&error, target.location),
+                "{case}: {what} failed: {error}"
+            );
+            failed = true;
+        }
+    };
+    let newest = model.revision();
+    for revision in model.compacted().get()..=newest.get() {
+        let revision = Revision::new(revision);
+        let expected = model.at(revision);
+        for key in KEYS {
+            let got = db.get_at(key, revision);
+            let equal = got.map(|entry| entry.as_ref() == expected.get(key.as_bytes()));
+            check(equal, involved(key), format!("get of {key} at {revision}"));
+        }
+        for prefix in [""].into_iter().chain(KEYS) {
+            let items = list_whole(db, ListOptions::prefix(prefix).revision(revision));
+            let want = expected
+                .values()
+                .filter(|e| e.key.starts_with(prefix.as_bytes()));
+            let equal = items.map(|items| items.iter().eq(want));
+            let may_fail = revision < newest || prefix.is_empty() || involved(prefix);
+            check(equal, may_fail, format!("list of {prefix:?} at {revision}"));
+        }
+    }
+    let boundary = db.retention_boundary();
+    let equal = boundary.map(|boundary| boundary == Some(newest));
+    let may_fail = matches!(target.effect, Effect::RetentionFails);
+    check(equal, may_fail, "the retention boundary".into());
+    Ok(failed)
+}
+
+/// A whole list, read two entries a chunk.
+fn list_whole(db: &Db, options: ListOptions) -> revkv::Result<Vec<revkv::Entry>> {
+    let mut items = Vec::new();
+    let mut next = options.clone().limit(2);
+    loop {
+        let page = db.list(&next)?;
+        items.extend(page.items);
+        match page.continue_token {
+            Some(token) => next = options.clone().limit(2).continue_token(token),
+            None => return Ok(items),
+        }
+    }
+}
+
+#[test]
+fn every_damaged_entry_is_reported_as_corrupted_and_nothing_else_is() -> revkv::Result<()> {
+    for target in targets() {
+        for (damage, apply) in DAMAGES {
+            let case = format!("{damage} in {}", target.name);
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let path = dir.path().join("store");
+            let model = write_sample_history(&open(&path)?)?;
+            with_raw_tree(&path, |tree| {
+                let mut bytes = tree
+                    .get(&target.sled_key)
+                    .expect("sled reads")
+                    .unwrap_or_else(|| panic!("{case}: the entry exists"))
+                    .to_vec();
+                apply(&mut bytes);
+                tree.insert(&target.sled_key, bytes).expect("sled writes");
+            });
+            let db = match (open(&path), target.effect) {
+                (Err(error), Effect::OpenFails) => {
+                    assert!(corrupted_at(&error, target.location), "{case}: {error}");
+                    continue;
+                }
+                (Ok(_), Effect::OpenFails) => panic!("{case}: the store opened"),
+                (outcome, _) => outcome?,
+            };
+            assert!(
+                read_everything(&db, &model, &target)?,
+                "{case}: no read noticed"
+            );
+            let report = db.verify()?;
+            assert!(!report.is_clean(), "{case}: verify found nothing");
+            for finding in &report.findings {
+                assert_eq!(
+                    (finding.check, finding.location.as_str()),
+                    (Check::Decoding, target.location),
+                    "{case}: {report}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
