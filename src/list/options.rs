@@ -291,21 +291,7 @@ pub(super) fn tighter_lower<'a>(
     bound: Bound<&'a [u8]>,
     other: Option<Bound<&'a [u8]>>,
 ) -> Bound<&'a [u8]> {
-    let Some(other) = other else { return bound };
-    match (bound, other) {
-        (Bound::Unbounded, b) | (b, Bound::Unbounded) => b,
-        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b))
-            if a != b =>
-        {
-            if a > b {
-                bound
-            } else {
-                other
-            }
-        }
-        (Bound::Excluded(a), _) | (_, Bound::Excluded(a)) => Bound::Excluded(a),
-        (Bound::Included(a), Bound::Included(_)) => Bound::Included(a),
-    }
+    tighter(bound, other, std::cmp::Ordering::Greater)
 }
 
 /// The smaller of two upper bounds (an exclusive bound is smaller than an inclusive one at the
@@ -314,13 +300,23 @@ pub(super) fn tighter_upper<'a>(
     bound: Bound<&'a [u8]>,
     other: Option<Bound<&'a [u8]>>,
 ) -> Bound<&'a [u8]> {
+    tighter(bound, other, std::cmp::Ordering::Less)
+}
+
+/// The narrower of two bounds on the same side: at different keys the one whose key compares
+/// as `narrower` to the other's; at the same key the exclusive one.
+fn tighter<'a>(
+    bound: Bound<&'a [u8]>,
+    other: Option<Bound<&'a [u8]>>,
+    narrower: std::cmp::Ordering,
+) -> Bound<&'a [u8]> {
     let Some(other) = other else { return bound };
     match (bound, other) {
         (Bound::Unbounded, b) | (b, Bound::Unbounded) => b,
         (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b))
             if a != b =>
         {
-            if a < b {
+            if a.cmp(b) == narrower {
                 bound
             } else {
                 other
