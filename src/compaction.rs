@@ -249,19 +249,20 @@ impl Shared {
             // A tombstone's latest pointer goes before its record: a crash in between then
             // leaves the record, which the next open's re-run finds and deletes, instead of a
             // pointer to nothing that no re-run would ever visit again.
-            for (key, location) in tombstones {
+            for (key, location) in &tombstones {
                 // Conditional, because a writer may have re-created the key meanwhile.
                 let tombstone = Latest {
-                    location,
+                    location: *location,
                     live: false,
                 }
                 .encode();
                 let _ = self.data.compare_and_swap(
-                    Latest::sled_key(&key),
+                    Latest::sled_key(key),
                     Some(tombstone),
                     None::<Vec<u8>>,
                 )?;
             }
+            self.forget_tombstones(&tombstones);
             // One remove at a time rather than a sled batch: a batch takes a process-wide lock
             // that every read waits for. Removes are applied, and recovered after a crash, in
             // this order, so a crash still leaves a prefix of the work done.

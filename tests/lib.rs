@@ -6,6 +6,7 @@ mod cli;
 mod compaction;
 mod corruption;
 mod crash;
+mod group_commit;
 mod list_continue;
 mod listing;
 mod model;

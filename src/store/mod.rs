@@ -166,7 +166,11 @@ pub(crate) struct Shared {
     pub(crate) data: sled::Tree,
     pub(crate) index: Index,
     pub(crate) options: Options,
-    /// Serialises writers.
+    /// Transactions waiting to be committed by a leader; see `write`.
+    commits: Mutex<write::CommitQueue>,
+    /// Wakes a gathering leader when a transaction queues.
+    arrivals: Condvar,
+    /// Held by the commit leader.
     writer: Mutex<Writer>,
     /// The newest revision applied to sled (durable or not).
     applied: AtomicU64,
@@ -185,6 +189,7 @@ struct Writer {
     /// Commit times never go backwards, even when the clock does, so that time-based retention
     /// can search them.
     last_commit_millis: u64,
+    tombstones: write::Tombstones,
 }
 
 struct FlushState {
@@ -229,12 +234,15 @@ impl Db {
         check_format(&data)?;
         let compacted = read_meta(&data, Meta::CompactedRevision)?;
         let mut live = Vec::new();
+        let mut tombstones = write::Tombstones::default();
         for item in data.scan_prefix(Latest::prefix()) {
             let (sled_key, bytes) = item?;
             let user_key = Latest::user_key(&sled_key);
             let latest = Latest::decode(user_key, &bytes)?;
             if latest.live {
                 live.push((Key::from(user_key), latest.location));
+            } else {
+                tombstones.track(user_key.to_vec(), latest);
             }
         }
         let (head, last_commit_millis) =
@@ -256,9 +264,12 @@ impl Db {
             data,
             index,
             options,
+            commits: Mutex::default(),
+            arrivals: Condvar::new(),
             writer: Mutex::new(Writer {
                 applied: view,
                 last_commit_millis,
+                tombstones,
             }),
             applied: AtomicU64::new(head.get()),
             flush: Mutex::new(FlushState {
@@ -407,6 +418,22 @@ impl Shared {
         }
     }
 
+    /// The key's newest change, live or tombstone, as the latest-version pointer records it.
+    pub(crate) fn latest(&self, key: &[u8]) -> Result<Option<Latest>> {
+        match self.data.get(Latest::sled_key(key))? {
+            Some(bytes) => Latest::decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Tells writers that compaction removed the latest-version pointers of these tombstones.
+    pub(crate) fn forget_tombstones(&self, removed: &[(Vec<u8>, Location)]) {
+        let mut writer = self.writer.lock();
+        for (key, location) in removed {
+            writer.tombstones.forget(key, *location);
+        }
+    }
+
     /// The entry of a live key at `location`; a missing record is corruption unless compaction
     /// removed it under a reader of `revision`, which is then told so.
     pub(crate) fn live_entry(&self, location: Location, revision: Revision) -> Result<Entry> {
@@ -469,13 +496,7 @@ impl Shared {
             return Ok(None);
         };
         let entry = self.live_entry(location, view.revision)?;
-        if entry.key != key {
-            return Err(Error::corrupted(
-                location.to_string(),
-                "the record holds another key than the index",
-            ));
-        }
-        Ok(Some(entry))
+        holding_key(entry, key, location).map(Some)
     }
 
     pub(crate) fn read_meta(&self, meta: Meta) -> Result<u64> {
@@ -591,5 +612,17 @@ fn read_meta(data: &sled::Tree, meta: Meta) -> Result<u64> {
     match data.get(meta.sled_key())? {
         Some(bytes) => meta.decode(&bytes),
         None => Ok(0),
+    }
+}
+
+/// Checks that the record the index points `key` at holds that key.
+fn holding_key(entry: Entry, key: &[u8], location: Location) -> Result<Entry> {
+    if entry.key == key {
+        Ok(entry)
+    } else {
+        Err(Error::corrupted(
+            location.to_string(),
+            "the record holds another key than the index",
+        ))
     }
 }

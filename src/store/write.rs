@@ -1,11 +1,19 @@
-//! The write path: one transaction, one revision, one atomic sled batch.
+//! The write path: one transaction, one revision; concurrent transactions share one atomic
+//! sled batch and one flush (group commit).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::sync::Arc;
+
+use parking_lot::{Condvar, MutexGuard};
+use sled::IVec;
 
 use super::{Db, Durability, Shared};
 use crate::encoding::{self, Change, Latest, Location, Record, StoredValue};
+use crate::entry::Entry;
 use crate::index::{Key, View};
 use crate::selector;
 use crate::txn::{Op, OpResult, Put, Txn, TxnResponse};
@@ -49,8 +57,10 @@ impl Db {
     /// Runs an atomic transaction: evaluates its conditions against the newest state, then
     /// applies one branch as a single new revision.
     ///
-    /// Under [`Durability::Immediate`] it returns once the revision is on disk; readers see the
-    /// revision from that moment on.
+    /// Concurrent transactions commit in groups: one caller writes every transaction queued
+    /// while the previous group was being written, each as its own revision, with one sled
+    /// batch and one flush. Under [`Durability::Immediate`] it returns once the revision is on
+    /// disk; readers see the revision from that moment on.
     ///
     /// # Errors
     ///
@@ -59,31 +69,295 @@ impl Db {
     pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         validate_branch(&txn.then)?;
         validate_branch(&txn.otherwise)?;
-        let shared = &self.shared;
-        let mut writer = shared.writer.lock();
-        if shared.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
+        self.shared.commit(txn)
+    }
+}
+
+/// How long a leader waits for the writers of the previous group to queue again. They are
+/// usually on their way back, and each one that joins this group saves a flush of its own.
+const GATHER_WINDOW: Duration = Duration::from_micros(200);
+
+/// Transactions waiting for a commit leader, and the outcomes of committed ones.
+#[derive(Default)]
+pub(super) struct CommitQueue {
+    waiting: Vec<Waiting>,
+    finished: HashMap<u64, Result<TxnResponse>>,
+    next_ticket: u64,
+    leading: bool,
+    gathering: bool,
+    /// The threads whose transactions made up the previous group.
+    last_group: Vec<ThreadId>,
+}
+
+struct Waiting {
+    ticket: u64,
+    thread: ThreadId,
+    txn: Txn,
+    /// Signalled, under the queue's lock, when the outcome is in or the caller is to lead.
+    wake: Arc<Condvar>,
+}
+
+/// The leader's duty to hand every transaction of its group an outcome and step down, even
+/// when it unwinds: otherwise its followers would wait forever.
+struct Leadership<'a> {
+    shared: &'a Shared,
+    members: Vec<(u64, Arc<Condvar>)>,
+    outcomes: Option<Vec<Result<TxnResponse>>>,
+}
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        let outcomes = self.outcomes.take();
+        if outcomes.is_none() {
+            self.shared.poisoned.store(true, Ordering::Release);
         }
-        let succeeded = shared.conditions_hold(&writer.applied, &txn)?;
+        let mut queue = self.shared.commits.lock();
+        queue.leading = false;
+        let mut outcomes = outcomes.into_iter().flatten();
+        for (ticket, wake) in std::mem::take(&mut self.members) {
+            let outcome = outcomes.next().unwrap_or(Err(Error::Poisoned));
+            queue.finished.insert(ticket, outcome);
+            wake.notify_one();
+        }
+        if let Some(next_leader) = queue.waiting.first() {
+            next_leader.wake.notify_one();
+        }
+    }
+}
+
+/// The state a commit group builds on: each transaction stages onto the previous one's.
+struct Group {
+    view: View,
+    last_commit_millis: u64,
+    staged: Staged,
+    tombstones: Tombstones,
+}
+
+/// What the group will write, as one sled batch, and the records later transactions of the
+/// group may read, which sled has not seen yet.
+#[derive(Default)]
+struct Staged {
+    batch: sled::Batch,
+    records: HashMap<Location, IVec>,
+}
+
+/// One transaction's writes, held apart until the whole transaction staged without error.
+#[derive(Default)]
+struct Changes {
+    records: Vec<(Location, Vec<u8>)>,
+    pointers: Vec<(Vec<u8>, Latest)>,
+}
+
+impl Staged {
+    /// Takes in a transaction's changes; `read_later` keeps its records readable for the rest
+    /// of the group.
+    fn absorb(
+        &mut self,
+        changes: Changes,
+        tombstones: &mut Tombstones,
+        commit_time: (Revision, u64),
+        read_later: bool,
+    ) {
+        for (location, bytes) in changes.records {
+            let bytes = IVec::from(bytes);
+            self.batch.insert(&location.record_key(), bytes.clone());
+            if read_later {
+                self.records.insert(location, bytes);
+            }
+        }
+        for (key, latest) in changes.pointers {
+            self.batch.insert(Latest::sled_key(&key), latest.encode());
+            tombstones.track(key, latest);
+        }
+        let (revision, millis) = commit_time;
+        self.batch.insert(
+            &encoding::commit_time_key(revision),
+            encoding::encode_commit_time(millis),
+        );
+    }
+
+    /// The entry of live `key` at `location`, which may have been staged by this group.
+    fn entry(
+        &self,
+        shared: &Shared,
+        key: &[u8],
+        location: Location,
+        revision: Revision,
+    ) -> Result<Entry> {
+        let entry = match self.records.get(&location) {
+            Some(bytes) => Entry::from_put(location, Record::decode(location, bytes)?)?,
+            None => shared.live_entry(location, revision)?,
+        };
+        super::holding_key(entry, key, location)
+    }
+}
+
+/// The tombstones of deleted keys whose latest-version pointer is still on disk, so a write
+/// that re-creates a key chains to its tombstone without reading sled: that read is the cost
+/// of every write of a key the index does not hold. Compaction forgets what it removes.
+#[derive(Default)]
+pub(super) struct Tombstones(HashMap<Vec<u8>, Location>);
+
+impl Tombstones {
+    pub(super) fn track(&mut self, key: Vec<u8>, latest: Latest) {
+        if latest.live {
+            self.0.remove(&key);
+        } else {
+            self.0.insert(key, latest.location);
+        }
+    }
+
+    /// Forgets `key`'s tombstone if it is still the one at `location`.
+    pub(crate) fn forget(&mut self, key: &[u8], location: Location) {
+        if self.0.get(key) == Some(&location) {
+            self.0.remove(key);
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Location> {
+        self.0.get(key).copied()
+    }
+}
+
+impl Shared {
+    /// Queues `txn` and waits for its outcome. A caller that finds no leader at work becomes
+    /// the leader and commits everything queued, its own transaction included.
+    fn commit(&self, txn: Txn) -> Result<TxnResponse> {
+        let mut queue = self.commits.lock();
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        let wake = Arc::new(Condvar::new());
+        queue.waiting.push(Waiting {
+            ticket,
+            thread: thread::current().id(),
+            txn,
+            wake: Arc::clone(&wake),
+        });
+        if queue.gathering {
+            self.arrivals.notify_one();
+        }
+        loop {
+            if let Some(outcome) = queue.finished.remove(&ticket) {
+                return outcome;
+            }
+            if !queue.leading {
+                break;
+            }
+            wake.wait(&mut queue);
+        }
+        queue.leading = true;
+        self.gather(&mut queue);
+        let waiting = std::mem::take(&mut queue.waiting);
+        queue.last_group = waiting.iter().map(|waiting| waiting.thread).collect();
+        drop(queue);
+        let (members, txns) = waiting
+            .into_iter()
+            .map(|waiting| ((waiting.ticket, waiting.wake), waiting.txn))
+            .unzip();
+        let mut leadership = Leadership {
+            shared: self,
+            members,
+            outcomes: None,
+        };
+        leadership.outcomes = Some(self.commit_group(txns));
+        drop(leadership);
+        self.commits
+            .lock()
+            .finished
+            .remove(&ticket)
+            .expect("a leader commits its own transaction")
+    }
+
+    /// Waits, for a moment at most, until every thread of the previous group has queued again.
+    fn gather(&self, queue: &mut MutexGuard<'_, CommitQueue>) {
+        let mut expected: HashSet<ThreadId> = queue.last_group.iter().copied().collect();
+        expected.extend(queue.waiting.iter().map(|waiting| waiting.thread));
+        let deadline = Instant::now() + GATHER_WINDOW;
+        queue.gathering = true;
+        while queue.waiting.len() < expected.len() {
+            if self.arrivals.wait_until(queue, deadline).timed_out() {
+                break;
+            }
+        }
+        queue.gathering = false;
+    }
+
+    /// Stages each transaction as its own revision, writes them all with one sled batch, and
+    /// waits for durability once.
+    fn commit_group(&self, txns: Vec<Txn>) -> Vec<Result<TxnResponse>> {
+        let mut writer = self.writer.lock();
+        if self.poisoned.load(Ordering::Acquire) {
+            return txns.iter().map(|_| Err(Error::Poisoned)).collect();
+        }
+        let mut group = Group {
+            view: writer.applied.clone(),
+            last_commit_millis: writer.last_commit_millis,
+            staged: Staged::default(),
+            tombstones: std::mem::take(&mut writer.tombstones),
+        };
+        let count = txns.len();
+        let mut outcomes: Vec<Result<TxnResponse>> = txns
+            .into_iter()
+            .enumerate()
+            .map(|(position, txn)| self.stage_txn(&mut group, txn, position + 1 < count))
+            .collect();
+        let head = group.view.revision;
+        writer.tombstones = group.tombstones;
+        if head == writer.applied.revision {
+            return outcomes;
+        }
+        if let Err(cause) = self.data.apply_batch(group.staged.batch) {
+            self.poisoned.store(true, Ordering::Release);
+            return outcomes
+                .iter()
+                .map(|_| Err(Error::Storage(cause.clone())))
+                .collect();
+        }
+        writer.applied = group.view.clone();
+        writer.last_commit_millis = group.last_commit_millis;
+        self.index.stage(group.view);
+        self.applied.store(head.get(), Ordering::Release);
+        drop(writer);
+        let published = match self.options.durability {
+            Durability::Immediate => self.wait_durable(head),
+            Durability::Buffered => {
+                self.index.publish_through(head);
+                Ok(())
+            }
+        };
+        if let Err(cause) = published {
+            for outcome in &mut outcomes {
+                *outcome = Err(match &cause {
+                    Error::Storage(storage) => Error::Storage(storage.clone()),
+                    _ => Error::Poisoned,
+                });
+            }
+        }
+        outcomes
+    }
+
+    /// Stages one transaction onto the group; on error the group is left as it was.
+    fn stage_txn(&self, group: &mut Group, txn: Txn, read_later: bool) -> Result<TxnResponse> {
+        let succeeded = self.conditions_hold(group, &txn)?;
         let ops = if succeeded { txn.then } else { txn.otherwise };
-        let revision = writer.applied.revision.next();
+        let revision = group.view.revision.next();
         let mut next = View {
             revision,
-            tree: writer.applied.tree.clone(),
+            tree: group.view.tree.clone(),
         };
-        let mut batch = sled::Batch::default();
+        let mut changes = Changes::default();
         let mut results = Vec::with_capacity(ops.len());
         let mut sub = 0u32;
         for op in ops {
             let location = Location { revision, sub };
             let changed = match op {
                 Op::Put(put) => {
-                    shared.stage_put(&mut next, &mut batch, location, put)?;
+                    self.stage_put(group, &mut next, &mut changes, location, put)?;
                     results.push(OpResult::Put);
                     true
                 }
                 Op::Delete(key) => {
-                    let deleted = shared.stage_delete(&mut next, &mut batch, location, key);
+                    let deleted = stage_delete(&mut next, &mut changes, location, key);
                     results.push(OpResult::Delete { deleted });
                     deleted
                 }
@@ -95,40 +369,37 @@ impl Db {
         if sub == 0 {
             return Ok(TxnResponse {
                 succeeded,
-                revision: writer.applied.revision,
+                revision: group.view.revision,
                 results,
             });
         }
-        let committed_at = now_millis().max(writer.last_commit_millis);
-        batch.insert(
-            &encoding::commit_time_key(revision),
-            encoding::encode_commit_time(committed_at),
+        let committed_at = now_millis().max(group.last_commit_millis);
+        group.staged.absorb(
+            changes,
+            &mut group.tombstones,
+            (revision, committed_at),
+            read_later,
         );
-        if let Err(cause) = shared.data.apply_batch(batch) {
-            shared.poisoned.store(true, Ordering::Release);
-            return Err(cause.into());
-        }
-        writer.applied = next.clone();
-        writer.last_commit_millis = committed_at;
-        shared.index.stage(next);
-        shared.applied.store(revision.get(), Ordering::Release);
-        drop(writer);
-        match shared.options.durability {
-            Durability::Immediate => shared.wait_durable(revision)?,
-            Durability::Buffered => shared.index.publish_through(revision),
-        }
+        group.view = next;
+        group.last_commit_millis = committed_at;
         Ok(TxnResponse {
             succeeded,
             revision,
             results,
         })
     }
-}
 
-impl Shared {
-    fn conditions_hold(&self, applied: &View, txn: &Txn) -> Result<bool> {
+    fn conditions_hold(&self, group: &Group, txn: &Txn) -> Result<bool> {
         for compare in &txn.compares {
-            let current = self.get_in_view(applied, &compare.key)?;
+            let current = match group.view.tree.get(&compare.key) {
+                Some(&location) => Some(group.staged.entry(
+                    self,
+                    &compare.key,
+                    location,
+                    group.view.revision,
+                )?),
+                None => None,
+            };
             if !compare.holds(current.as_ref()) {
                 return Ok(false);
             }
@@ -138,22 +409,19 @@ impl Shared {
 
     fn stage_put(
         &self,
+        group: &Group,
         next: &mut View,
-        batch: &mut sled::Batch,
+        changes: &mut Changes,
         location: Location,
         put: Put,
     ) -> Result<()> {
         let (prev, create_revision, version) = match next.tree.get(&put.key) {
             Some(&current) => {
-                let entry = self.live_entry(current, next.revision)?;
+                let entry = group.staged.entry(self, &put.key, current, next.revision)?;
                 (Some(current), entry.create_revision, entry.version + 1)
             }
             // The chain must reach the tombstone too, so historical reads can cross it.
-            None => (
-                self.latest(&put.key)?.map(|latest| latest.location),
-                location.revision,
-                1,
-            ),
+            None => (group.tombstones.get(&put.key), location.revision, 1),
         };
         let record = Record {
             key: put.key,
@@ -166,54 +434,38 @@ impl Shared {
                 fields: put.fields,
             }),
         };
-        batch.insert(&location.record_key(), record.encode());
-        batch.insert(
-            Latest::sled_key(&record.key),
+        changes.records.push((location, record.encode()));
+        changes.pointers.push((
+            record.key.clone(),
             Latest {
                 location,
                 live: true,
-            }
-            .encode(),
-        );
+            },
+        ));
         next.tree.insert(Key::from(record.key), location);
         Ok(())
     }
+}
 
-    /// Returns whether a live key was deleted.
-    fn stage_delete(
-        &self,
-        next: &mut View,
-        batch: &mut sled::Batch,
-        location: Location,
-        key: Vec<u8>,
-    ) -> bool {
-        let Some(current) = next.tree.remove(&key) else {
-            return false;
-        };
-        batch.insert(
-            Latest::sled_key(&key),
-            Latest {
-                location,
-                live: false,
-            }
-            .encode(),
-        );
-        let record = Record {
-            key,
-            prev: Some(current),
-            change: Change::Delete,
-        };
-        batch.insert(&location.record_key(), record.encode());
-        true
-    }
-
-    /// The key's newest change, live or tombstone, as the latest-version pointer records it.
-    pub(crate) fn latest(&self, key: &[u8]) -> Result<Option<Latest>> {
-        match self.data.get(Latest::sled_key(key))? {
-            Some(bytes) => Latest::decode(key, &bytes).map(Some),
-            None => Ok(None),
-        }
-    }
+/// Returns whether a live key was deleted.
+fn stage_delete(next: &mut View, changes: &mut Changes, location: Location, key: Vec<u8>) -> bool {
+    let Some(current) = next.tree.remove(&key) else {
+        return false;
+    };
+    let record = Record {
+        key,
+        prev: Some(current),
+        change: Change::Delete,
+    };
+    changes.records.push((location, record.encode()));
+    changes.pointers.push((
+        record.key,
+        Latest {
+            location,
+            live: false,
+        },
+    ));
+    true
 }
 
 fn validate_branch(ops: &[Op]) -> Result<()> {
@@ -251,4 +503,35 @@ pub(crate) fn now_millis() -> u64 {
         .map_or(0, |elapsed| {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Revision};
+
+    fn tombstone_count(db: &Db) -> usize {
+        db.shared.writer.lock().tombstones.0.len()
+    }
+
+    #[test]
+    fn tombstones_are_tracked_until_recreated_or_compacted() -> crate::Result<()> {
+        let db = Db::temporary()?;
+        db.put("a", "1")?;
+        db.put("b", "1")?;
+        db.delete("a")?;
+        let (deleted_b, _) = db.delete("b")?;
+        assert_eq!(tombstone_count(&db), 2);
+        db.put("a", "2")?;
+        assert_eq!(
+            tombstone_count(&db),
+            1,
+            "re-creating a key forgets its tombstone"
+        );
+        db.compact(deleted_b)?;
+        assert_eq!(tombstone_count(&db), 0, "compaction removed b's tombstone");
+        db.put("b", "2")?;
+        let b = db.get("b")?.expect("b is live");
+        assert_eq!((b.version, b.create_revision), (1, Revision::new(6)));
+        Ok(())
+    }
 }
