@@ -280,6 +280,8 @@ pub enum Failure {
     Output(io::Error),
     /// `verify` found the store damaged or inconsistent.
     Unverified { findings: u64 },
+    /// `bench` could not measure an engine, or an engine answered wrongly.
+    Bench(String),
 }
 
 impl Failure {
@@ -291,6 +293,7 @@ impl Failure {
             Failure::SnapshotMismatch(_) => "SnapshotMismatch",
             Failure::Output(_) => "Output",
             Failure::Unverified { .. } => "Unverified",
+            Failure::Bench(_) => "Bench",
         }
     }
 
@@ -328,6 +331,7 @@ impl fmt::Display for Failure {
             Failure::Output(error) => write!(f, "cannot write the output: {error}"),
             Failure::Unverified { findings: 1 } => f.write_str("verify found 1 problem"),
             Failure::Unverified { findings } => write!(f, "verify found {findings} problems"),
+            Failure::Bench(message) => write!(f, "bench failed: {message}"),
         }
     }
 }

