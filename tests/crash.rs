@@ -5,6 +5,8 @@
 //! directory and `--exact` naming this test: it writes with `Durability::Immediate` and prints
 //! each revision once the write returned. Half the cycles also compact, and are killed just
 //! after a compaction starts. `REVKV_CRASH_CYCLES` sets the number of kills (24 by default).
+//! A second test kills a child whose threads write concurrently, so that transactions commit
+//! in groups.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -20,8 +22,11 @@ use crate::common::{rng, with_raw_tree, Model};
 const CHILD: &str = "REVKV_CRASH_CHILD";
 /// The child compacts too when this is set.
 const CHILD_COMPACTS: &str = "REVKV_CRASH_CHILD_COMPACTS";
-/// This test's name in the integration binary, for `--exact`.
+/// The tests' names in the integration binary, for `--exact`.
 const TEST: &str = "crash::acknowledged_writes_survive_kill_9";
+const CONCURRENT_TEST: &str = "crash::acknowledged_concurrent_writes_survive_kill_9";
+/// Threads of the concurrent child.
+const WRITERS: usize = 4;
 /// What marks the child's protocol on stdout, among libtest's own output (which may precede it
 /// on the same line).
 const TAG: &str = "revkv-crash";
@@ -107,16 +112,24 @@ impl Reported {
             "compacted" => ("compacted", &mut self.compacted),
             _ => panic!("an unknown line from the child: {line}"),
         };
-        *field = number;
+        // Concurrent writers may report out of order; what counts is the newest.
+        *field = (*field).max(number);
         Some(what)
     }
 }
 
 /// Runs the child until the kill, which comes after `kill_after` milliseconds, or, for a
 /// compacting child, `kill_after` microseconds after its `compactions`-th compaction starts.
-fn run_and_kill(path: &Path, compactions: Option<u32>, kill_after: u64) -> Reported {
+/// `concurrent` runs the child of the concurrent test instead.
+fn run_and_kill(
+    path: &Path,
+    compactions: Option<u32>,
+    concurrent: bool,
+    kill_after: u64,
+) -> Reported {
+    let test = if concurrent { CONCURRENT_TEST } else { TEST };
     let mut child = Command::new(std::env::current_exe().expect("the test binary's path"))
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD, path)
         .env(CHILD_COMPACTS, if compactions.is_some() { "1" } else { "" })
         .stdout(Stdio::piped())
@@ -195,7 +208,7 @@ fn acknowledged_writes_survive_kill_9() -> revkv::Result<()> {
             Some(_) => rng.random_range(0..8000),
             None => rng.random_range(5..150),
         };
-        let reported = run_and_kill(&path, compactions, kill_after);
+        let reported = run_and_kill(&path, compactions, false, kill_after);
         let (compacted, finished) = compaction_marks(&path);
         if finished < compacted {
             interrupted_compactions += 1;
@@ -245,5 +258,92 @@ fn acknowledged_writes_survive_kill_9() -> revkv::Result<()> {
         "{cycles} kills at revision {}, {interrupted_compactions} of them during a compaction",
         model.revision()
     );
+    Ok(())
+}
+
+/// The concurrent child: each thread puts its own keys `w<thread>/<n>`, n = 0, 1, 2, …, one
+/// durable put at a time, reporting each revision once the put returned.
+fn write_concurrently_until_killed(path: &Path) -> revkv::Result<()> {
+    let db = open(path)?;
+    println!("{TAG} ready {}", db.current_revision());
+    std::thread::scope(|scope| {
+        for thread in 0..WRITERS {
+            let db = &db;
+            scope.spawn(move || {
+                let prefix = format!("w{thread}/");
+                let written = db
+                    .list(&ListOptions::prefix(prefix.as_str()))
+                    .expect("the child lists its keys")
+                    .items
+                    .len();
+                for n in written.. {
+                    let revision = db
+                        .put(format!("{prefix}{n:06}"), n.to_string())
+                        .expect("the child writes");
+                    println!("{TAG} ack {revision}");
+                }
+            });
+        }
+    });
+    Ok(())
+}
+
+#[test]
+fn acknowledged_concurrent_writes_survive_kill_9() -> revkv::Result<()> {
+    if let Some(path) = std::env::var_os(CHILD) {
+        return write_concurrently_until_killed(Path::new(&path));
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    let mut rng = rng(1);
+    let mut head = 0;
+    for cycle in 0..8 {
+        let reported = run_and_kill(&path, None, true, rng.random_range(5..150));
+        let db = open(&path)?;
+        head = db.current_revision().get();
+        let acknowledged = reported
+            .acknowledged
+            .or(reported.ready)
+            .expect("the child was ready");
+        assert!(
+            head >= acknowledged,
+            "cycle {cycle}: revision {head} after acknowledging {acknowledged}"
+        );
+        let mut items = Vec::new();
+        let mut options = ListOptions::all();
+        loop {
+            let page = db.list(&options)?;
+            items.extend(page.items);
+            match page.continue_token {
+                Some(token) => options = options.continue_token(token),
+                None => break,
+            }
+        }
+        // Every key is written once, so the revisions of the keys are exactly 1..=head.
+        let mut revisions: Vec<u64> = items.iter().map(|entry| entry.mod_revision.get()).collect();
+        revisions.sort_unstable();
+        assert_eq!(
+            revisions,
+            (1..=head).collect::<Vec<_>>(),
+            "cycle {cycle}: one key per revision, no gaps"
+        );
+        // A thread writes its next key only after the previous one was acknowledged, so each
+        // thread's keys are an unbroken run from 0.
+        for thread in 0..WRITERS {
+            let prefix = format!("w{thread}/");
+            let values: Vec<Vec<u8>> = items
+                .iter()
+                .filter(|entry| entry.key.starts_with(prefix.as_bytes()))
+                .map(|entry| entry.value.clone())
+                .collect();
+            let expected: Vec<Vec<u8>> = (0..values.len())
+                .map(|n| n.to_string().into_bytes())
+                .collect();
+            assert_eq!(values, expected, "cycle {cycle}: thread {thread}'s keys");
+        }
+        let report = db.verify()?;
+        assert!(report.is_clean(), "cycle {cycle}: {report}");
+    }
+    eprintln!("8 kills of {WRITERS} concurrent writers, at revision {head}");
     Ok(())
 }
