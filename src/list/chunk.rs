@@ -3,9 +3,10 @@
 use std::ops::Bound;
 
 use super::options::{prefix_end, tighter_lower, tighter_upper, ListOptions};
-use crate::index::View;
-use crate::store::Shared;
-use crate::{Entry, Error, Result};
+use crate::encoding::Location;
+use crate::index::{Key, View};
+use crate::store::{holding_key, Shared};
+use crate::{Entry, Result};
 
 /// What a chunk read, and where the next one starts.
 pub(super) struct Chunk {
@@ -103,44 +104,34 @@ pub(super) fn read(
             (limit - found).min(budget - examined)
         };
         let (lower, upper) = unexamined.bounds();
-        let run: Vec<_> = if options.reverse {
-            view.tree
-                .range_rev(lower, upper)
-                .take(wanted)
-                .map(|(k, l)| (k.clone(), *l))
-                .collect()
+        let run = if options.reverse {
+            run_through_first_rollup(view.tree.range_rev(lower, upper), options, wanted)
         } else {
-            view.tree
-                .range(lower, upper)
-                .take(wanted)
-                .map(|(k, l)| (k.clone(), *l))
-                .collect()
+            run_through_first_rollup(view.tree.range(lower, upper), options, wanted)
         };
-        if run.is_empty() {
+        let Some((last_of_run, _)) = run.last() else {
             exhausted = true;
             break;
-        }
-        let plain = run
-            .iter()
-            .position(|(key, _)| options.rollup(key).is_some())
-            .unwrap_or(run.len());
+        };
+        let plain = if options.rollup(last_of_run).is_some() {
+            run.len() - 1
+        } else {
+            run.len()
+        };
         let locations: Vec<_> = run[..plain].iter().map(|(_, location)| *location).collect();
         let entries = shared.live_entries(&locations, view.revision)?;
-        for ((key, location), entry) in run[..plain].iter().zip(entries) {
-            if entry.key.as_slice() != &**key {
-                return Err(Error::corrupted(
-                    location.to_string(),
-                    "the record holds another key than the index",
-                ));
-            }
+        for (position, ((key, location), entry)) in run[..plain].iter().zip(entries).enumerate() {
+            let entry = holding_key(entry, key, *location)?;
             examined += 1;
-            last = Some(key.to_vec());
             if options.labels.matches(&entry.labels) && options.fields.matches(&entry.fields) {
                 chunk.items.push(entry);
                 found += 1;
-                if found == limit {
-                    break 'chunk;
-                }
+            }
+            if found == limit || position + 1 == plain {
+                last = Some(key.to_vec());
+            }
+            if found == limit {
+                break 'chunk;
             }
         }
         if let Some((key, _)) = run[..plain].last() {
@@ -173,6 +164,23 @@ pub(super) fn read(
     chunk.remaining = Some(left as u64).filter(|_| counts_items(options));
     chunk.resume_after = last.filter(|_| left > 0);
     Ok(chunk)
+}
+
+/// Up to `wanted` keys of `keys`, ending early after the first one a delimiter rolls up: the
+/// keys after it are skipped by moving past its prefix, so collecting them would be wasted.
+fn run_through_first_rollup<'a>(
+    keys: impl Iterator<Item = (&'a Key, &'a Location)>,
+    options: &ListOptions,
+    wanted: usize,
+) -> Vec<(Key, Location)> {
+    let mut run = Vec::new();
+    for (key, location) in keys.take(wanted) {
+        run.push((key.clone(), *location));
+        if options.rollup(key).is_some() {
+            break;
+        }
+    }
+    run
 }
 
 /// Whether a count of keys is a count of items: no selector drops keys and no delimiter folds

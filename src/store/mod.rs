@@ -618,7 +618,7 @@ fn read_meta(data: &sled::Tree, meta: Meta) -> Result<u64> {
 }
 
 /// Checks that the record the index points `key` at holds that key.
-fn holding_key(entry: Entry, key: &[u8], location: Location) -> Result<Entry> {
+pub(crate) fn holding_key(entry: Entry, key: &[u8], location: Location) -> Result<Entry> {
     if entry.key == key {
         Ok(entry)
     } else {
