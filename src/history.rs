@@ -116,6 +116,13 @@ impl Shared {
                     Change::Delete => Ok(None),
                 };
             }
+            // A chain that does not go back in time would loop forever.
+            if record.prev.is_some_and(|prev| prev >= location) {
+                return Err(Error::corrupted(
+                    location.to_string(),
+                    "a key's history points at a change that is not older",
+                ));
+            }
             next = record.prev;
         }
         Ok(None)
@@ -143,4 +150,30 @@ fn undo(view: &mut View, location: Location, record: Record) -> Result<()> {
         (_, None) => return Err(broken("an update or delete without a previous version")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::encoding::{Location, Record};
+    use crate::{Db, Revision};
+
+    #[test]
+    fn a_history_that_does_not_go_back_in_time_is_corruption_not_a_hang() -> crate::Result<()> {
+        let db = Db::temporary()?;
+        db.put("a", "1")?;
+        let second = db.put("a", "2")?;
+        let location = Location {
+            revision: second,
+            sub: 0,
+        };
+        let mut record = db.shared.record(location)?.expect("a's second record");
+        record.prev = Some(location);
+        db.shared
+            .data
+            .insert(location.record_key(), Record::encode(&record))?;
+        let error = db.get_at("a", Revision::new(1)).unwrap_err();
+        assert_eq!(error.reason(), "Corrupted", "{error}");
+        assert!(!db.verify()?.findings.is_empty());
+        Ok(())
+    }
 }

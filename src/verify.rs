@@ -455,6 +455,9 @@ impl Verifier<'_> {
                 return Ok(Some(is_put.then_some(at)));
             }
             match record.prev {
+                // The record scan reports a change whose previous one is not older; following
+                // it would loop forever.
+                Some(prev) if prev >= at => return Ok(None),
                 Some(prev) => at = prev,
                 None => return Ok(Some(None)),
             }
