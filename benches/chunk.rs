@@ -23,7 +23,14 @@ fn sizes() -> Vec<u64> {
         .map(|sizes| {
             sizes
                 .split(',')
-                .map(|size| size.trim().parse().expect("sizes are numbers"))
+                .map(|size| {
+                    let size = size.trim().parse().expect("sizes are numbers");
+                    assert!(
+                        size >= LIMIT as u64,
+                        "sizes are at least one chunk, {LIMIT}"
+                    );
+                    size
+                })
                 .collect()
         })
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])

@@ -101,7 +101,7 @@ pub(super) struct Deleted {
     pub deleted: bool,
 }
 
-/// What `load` prints.
+/// What `compact` prints when the retention window already holds all history.
 #[derive(Serialize)]
 pub(super) struct NothingToCompact {
     /// Already at or above the retention boundary, so the window holds everything there is.

@@ -131,9 +131,13 @@ impl BenchArgs {
         if self.batch > revkv::MAX_TXN_OPS {
             usage(&format!("--batch is at most {}", revkv::MAX_TXN_OPS));
         }
-        if !(self.seconds.is_finite() && self.seconds >= 0.0) {
-            usage("--seconds must be a number of seconds");
-        }
+        let Ok(time) = Duration::try_from_secs_f64(self.seconds) else {
+            usage("--seconds must be a number of seconds a duration can hold");
+        };
+        let cache_bytes = self.cache_mib.map(|mib| {
+            mib.checked_mul(1 << 20)
+                .unwrap_or_else(|| usage("--cache-mib is too large"))
+        });
         let largest = sizes.last().copied().unwrap_or(0);
         Workload {
             overwrite: self.overwrite.unwrap_or(largest),
@@ -145,10 +149,10 @@ impl BenchArgs {
             writers: self.writers.max(1),
             batch: self.batch,
             depths: self.depths,
-            cache_bytes: self.cache_mib.map(|mib| mib << 20),
+            cache_bytes,
             budget: Budget {
                 samples: self.samples,
-                time: Duration::from_secs_f64(self.seconds),
+                time,
             },
         }
     }
