@@ -199,19 +199,22 @@ impl Shared {
             self.write_meta(Meta::CompactedRevision, target)?;
             self.compacted.store(target.get(), Ordering::Release);
             self.index.release_below(target);
-            report.removed_records = self.finish_compaction(&mut progress, stop)?;
         }
+        // Even a no-op finishes what an earlier, failed or stopped compaction left undone.
+        report.removed_records =
+            self.finish_compaction(&mut progress, stop, self.options.paced_compaction)?;
         report.elapsed = started.elapsed();
         Ok(report)
     }
 
     /// Steps 2 and 3: deletes the garbage between the finished and the compacted revision.
     /// Returns the number of records deleted; stops early (leaving the work to the next open)
-    /// when `stop` says so.
+    /// when `stop` says so. `paced` pauses after each batch; see [`crate::Options::paced_compaction`].
     pub(crate) fn finish_compaction(
         &self,
         progress: &mut dyn FnMut(Revision),
         stop: &dyn Fn() -> bool,
+        paced: bool,
     ) -> Result<u64> {
         let target = self.compacted();
         let finished = Revision::new(self.read_meta(Meta::FinishedCompaction)?);
@@ -270,7 +273,7 @@ impl Shared {
                 self.data.remove(location.record_key())?;
                 removed += 1;
             }
-            if self.options.paced_compaction {
+            if paced {
                 std::thread::sleep(batch_started.elapsed());
             }
             progress(reached.revision);

@@ -283,7 +283,8 @@ impl Db {
             compaction_lock: Mutex::new(()),
             poisoned: AtomicBool::new(false),
         });
-        shared.finish_compaction(&mut |_| {}, &|| false)?;
+        // Unpaced: nothing else can use the store before open returns.
+        shared.finish_compaction(&mut |_| {}, &|| false, false)?;
         let compactor = Compactor::start(&shared);
         Ok(Db {
             shared,
