@@ -480,7 +480,9 @@ impl<S: ListSource> Items<S> {
     #[must_use]
     pub fn remaining(&self) -> Option<u64> {
         let buffered = self.buffer.len() as u64;
-        self.cursor.remaining.map(|after| after + buffered)
+        self.cursor
+            .remaining
+            .map(|after| after.saturating_add(buffered))
     }
 }
 
@@ -761,7 +763,24 @@ impl Cursor {
             Next::After(token) => request.continue_token(token.clone()),
             Next::Done => return None,
         };
-        let chunk = source.list_page(&request);
+        let sent = match &self.next {
+            Next::After(token) => Some(token.clone()),
+            Next::Start | Next::Done => None,
+        };
+        let chunk = source.list_page(&request).and_then(|chunk| {
+            // A source that hands back the token it was given and nothing else would keep a
+            // pager asking forever.
+            let stuck = chunk.items.is_empty()
+                && chunk.prefixes.is_empty()
+                && chunk.continue_token.is_some()
+                && chunk.continue_token == sent;
+            if stuck {
+                return Err(Error::invalid_request(
+                    "the list source returned no items and the continue token it was given",
+                ));
+            }
+            Ok(chunk)
+        });
         match &chunk {
             Ok(chunk) => {
                 self.next = chunk.continue_token.clone().map_or(Next::Done, Next::After);

@@ -548,3 +548,25 @@ fn pages_resume_by_token_after_the_store_is_reopened() -> revkv::Result<()> {
     assert_eq!([first, rest.concat()].concat(), snapshot(&db, revision));
     Ok(())
 }
+
+#[test]
+fn a_source_that_never_moves_on_ends_the_list_with_an_error_instead_of_looping() {
+    let stuck = |_: &ListOptions| {
+        Ok(ListPage {
+            items: Vec::new(),
+            prefixes: Vec::new(),
+            revision: Revision::new(1),
+            continue_token: Some("stuck".into()),
+            remaining: Some(1),
+        })
+    };
+    let mut items = Items::new(stuck, ListOptions::all());
+    let error = items
+        .next()
+        .expect("an outcome")
+        .expect_err("no progress is an error");
+    assert_eq!(error.reason(), "InvalidRequest", "{error}");
+    assert!(items.next().is_none());
+    let mut pages = Pages::new(stuck, ListOptions::all());
+    assert!(pages.next_page().is_err());
+}
