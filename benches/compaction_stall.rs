@@ -2,36 +2,31 @@
 //!
 //! `cargo bench --bench compaction_stall`. It writes `REVKV_STALL_KEYS` keys (100,000 by
 //! default) `REVKV_STALL_VERSIONS` times (11), so compacting at the head deletes
-//! keys × (versions − 1) superseded records. Then, for 5 s idle and for the whole compaction,
-//! one thread reads 500-item chunks at spread positions while another makes durable puts; it
-//! prints p50/p99 of both, the ratios, and the compaction time. `REVKV_STALL_UNPACED=1`
-//! compacts without pauses, for comparison.
+//! keys × (versions − 1) superseded records. Then, for 5 s idle (after 2 s of warm-up) and for
+//! the whole compaction, one thread reads 500-item chunks at spread positions while another
+//! makes durable puts; it prints p50/p99 of both, the ratios, and the compaction time.
+//! `REVKV_STALL_UNPACED=1` compacts without pauses, for comparison.
+
+mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use revkv::{Db, Durability, ListOptions, Op, Retention, Txn};
+use revkv::{Db, Durability, ListOptions, Retention};
+
+use common::{nearest_rank, size_from_env, LIMIT, PREFIX};
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const LIMIT: usize = 500;
 const IDLE: Duration = Duration::from_secs(5);
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).map_or(default, |v| v.parse().expect("a number"))
-}
+/// Untimed reads first, so that the idle figures are not those of a cold cache.
+const WARM_UP: Duration = Duration::from_secs(2);
 
 struct Latencies {
     chunks: Vec<Duration>,
     puts: Vec<Duration>,
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let rank = ((samples.len() - 1) as f64 * p).round() as usize;
-    samples[rank]
 }
 
 /// Reads chunks and writes puts until `done` is set (or `duration` passes, when given).
@@ -56,7 +51,9 @@ fn measure(db: &Db, keys: u64, done: &AtomicBool, duration: Option<Duration>) ->
                 break;
             }
             let position = (i * 7919) % (keys - LIMIT as u64);
-            let options = ListOptions::range(format!("k/{position:08}"), "k0").limit(LIMIT);
+            let options = ListOptions::prefix(PREFIX)
+                .start_after(common::key(PREFIX, position))
+                .limit(LIMIT);
             let chunk_started = Instant::now();
             let page = db.list(&options).expect("chunk");
             chunks.push(chunk_started.elapsed());
@@ -71,10 +68,12 @@ fn measure(db: &Db, keys: u64, done: &AtomicBool, duration: Option<Duration>) ->
 }
 
 fn report(label: &str, mut latencies: Latencies) -> [Duration; 2] {
-    let chunk_p50 = percentile(&mut latencies.chunks, 0.5);
-    let chunk_p99 = percentile(&mut latencies.chunks, 0.99);
-    let put_p50 = percentile(&mut latencies.puts, 0.5);
-    let put_p99 = percentile(&mut latencies.puts, 0.99);
+    latencies.chunks.sort_unstable();
+    latencies.puts.sort_unstable();
+    let chunk_p50 = nearest_rank(&latencies.chunks, 0.5);
+    let chunk_p99 = nearest_rank(&latencies.chunks, 0.99);
+    let put_p50 = nearest_rank(&latencies.puts, 0.5);
+    let put_p99 = nearest_rank(&latencies.puts, 0.99);
     println!(
         "{label:<12} chunk p50 {chunk_p50:>10.2?} p99 {chunk_p99:>10.2?} ({} chunks) | put p50 {put_p50:>10.2?} p99 {put_p99:>10.2?} ({} puts)",
         latencies.chunks.len(),
@@ -84,32 +83,30 @@ fn report(label: &str, mut latencies: Latencies) -> [Duration; 2] {
 }
 
 fn main() {
-    let keys = env_or("REVKV_STALL_KEYS", 100_000);
-    let versions = env_or("REVKV_STALL_VERSIONS", 11);
+    let keys = size_from_env("REVKV_STALL_KEYS", 100_000);
+    assert!(
+        keys > LIMIT as u64,
+        "REVKV_STALL_KEYS is more than one chunk, {LIMIT}"
+    );
+    let versions = size_from_env("REVKV_STALL_VERSIONS", 11);
     let paced = std::env::var("REVKV_STALL_UNPACED").is_err();
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("store");
     {
-        let db = Db::options()
+        let db = common::options(LIMIT)
             .durability(Durability::Buffered)
-            .retention(Retention::Manual)
             .open(&path)
             .expect("open");
-        let value = vec![b'v'; 256];
-        for _ in 0..versions {
-            for start in (0..keys).step_by(10) {
-                let ops = (start..(start + 10).min(keys))
-                    .map(|i| Op::put(format!("k/{i:08}"), value.clone()));
-                db.txn(Txn::new().then(ops)).expect("load");
-            }
+        for version in 0..versions {
+            common::write_collection(&db, keys, version, None);
         }
-        db.flush().expect("flush");
     }
     let db = Db::options()
         .retention(Retention::Manual)
         .paced_compaction(paced)
         .open(&path)
         .expect("reopen");
+    measure(&db, keys, &AtomicBool::new(false), Some(WARM_UP));
     let idle = report(
         "idle",
         measure(&db, keys, &AtomicBool::new(false), Some(IDLE)),

@@ -11,6 +11,8 @@ use tempfile::TempDir;
 
 #[path = "../../src/cli/load.rs"]
 mod load;
+#[path = "../../src/cli/percentile.rs"]
+mod percentile;
 
 /// The listed collection.
 pub const PREFIX: &str = "bench/";
@@ -36,6 +38,11 @@ pub fn options(max_page_size: usize) -> Options {
     Db::options()
         .retention(Retention::Manual)
         .max_page_size(max_page_size)
+}
+
+/// The nearest-rank percentile of `sorted`, as `revkv bench` computes it.
+pub fn nearest_rank(sorted: &[std::time::Duration], fraction: f64) -> std::time::Duration {
+    percentile::nearest_rank(sorted, fraction)
 }
 
 /// Generated key `index` under `prefix`.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use revkv::{Db, Durability, ListOptions, Revision};
 
 use super::load::{self, Rng};
+use super::percentile::nearest_rank;
 use super::Failure;
 
 const PREFIX: &str = "demo/";
@@ -182,10 +183,10 @@ fn report(
     writeln!(
         out,
         "chunk latency: p50 {} · p90 {} · p99 {} · max {}",
-        short(percentile(&latencies, 0.50)),
-        short(percentile(&latencies, 0.90)),
-        short(percentile(&latencies, 0.99)),
-        short(percentile(&latencies, 1.0)),
+        short(nearest_rank(&latencies, 0.50)),
+        short(nearest_rank(&latencies, 0.90)),
+        short(nearest_rank(&latencies, 0.99)),
+        short(nearest_rank(&latencies, 1.0)),
     )?;
     if verdict.difference.is_none() {
         writeln!(
@@ -364,12 +365,6 @@ fn exact_remaining(chunks: &[Chunk], expected: &BTreeMap<Vec<u8>, Vec<u8>>) -> u
 fn behind_cursor(change: &Change, chunks: &[Chunk]) -> bool {
     let finished = chunks.partition_point(|chunk| chunk.revision_after < change.revision);
     finished > 0 && change.key <= chunks[finished - 1].last_key
-}
-
-/// The nearest-rank percentile of sorted durations.
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    let rank = (sorted.len() as f64 * fraction).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// A duration in the unit that keeps it short.

@@ -5,6 +5,7 @@ mod compact;
 mod demo;
 mod load;
 mod output;
+mod percentile;
 mod verify;
 
 use std::fmt;

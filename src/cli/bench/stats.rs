@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::engine::Error;
+use crate::cli::percentile::nearest_rank;
 
 /// How long to sample one figure: until `samples` operations or `time`, whichever comes first.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -44,11 +45,7 @@ impl Latency {
         assert!(!durations.is_empty(), "a figure without samples");
         durations.sort_unstable();
         let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
-        // Nearest rank: the smallest sample with at least `p` of the samples at or below it.
-        let rank = |p: f64| {
-            let index = (p * durations.len() as f64).ceil() as usize;
-            ms(durations[index.clamp(1, durations.len()) - 1])
-        };
+        let rank = |p: f64| ms(nearest_rank(&durations, p));
         let total: Duration = durations.iter().sum();
         Latency {
             samples: durations.len(),
