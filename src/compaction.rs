@@ -270,7 +270,7 @@ impl Shared {
             // that every read waits for. Removes are applied, and recovered after a crash, in
             // this order, so a crash still leaves a prefix of the work done.
             for location in garbage {
-                self.data.remove(location.record_key())?;
+                self.remove_record(location)?;
                 removed += 1;
             }
             if paced {
@@ -281,6 +281,9 @@ impl Shared {
             cursor.push(0);
         }
         self.delete_commit_times(finished, target)?;
+        for run in self.identity.write().forget_before(target) {
+            self.data.remove(encoding::run_key(run.number))?;
+        }
         self.write_meta(Meta::FinishedCompaction, target)?;
         progress(target);
         Ok(removed)

@@ -6,27 +6,44 @@
 //!
 //! | sled key                          | sled value (sealed: crc32 + payload)           |
 //! |-----------------------------------|------------------------------------------------|
+//! | `b'e'` run number (8 BE)          | one run (open) of the store: id, base, first    |
 //! | `b'k'` user key                   | latest [`Location`] of the key + live/tombstone |
 //! | `b'm'` name                       | metadata: format version, compacted revision    |
+//! | `b'p'` revision sub part (4 BE)   | one part of a large value of the record there   |
 //! | `b'r'` revision (8 BE) sub (4 BE) | one [`Record`]: a put or a delete of one key    |
 //! | `b't'` revision (8 BE)            | commit time of the revision, ms since the epoch |
 //!
 //! Integers in keys are big-endian so sled's byte order is numeric order. Every value starts
 //! with the crc32 of the rest; a mismatch is [`Error::Corrupted`], never wrong data.
+//!
+//! **Every sled value stays small.** sled writes a page larger than a quarter of a log segment
+//! to a file of its own that it never fsyncs, and a leaf page holds up to about 20 entries. A
+//! value longer than [`INLINE_VALUE_MAX`] is therefore stored as parts of at most
+//! [`VALUE_PART_LEN`] bytes, under `b'p'`, and its record holds only the value's length and
+//! crc32. With keys up to 4 KiB and labels and fields up to [`crate::MAX_METADATA_LEN`], no
+//! record exceeds about 53 KiB, and no page comes near the 2 MiB that 8 MiB segments allow.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::identity::Run;
 use crate::{Error, Result, Revision};
 
 /// The name of the sled tree that holds everything.
 pub(crate) const TREE_NAME: &[u8] = b"revkv";
 /// The on-disk format this build reads and writes.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
+/// The longest value a record holds itself; longer ones are stored in parts.
+pub(crate) const INLINE_VALUE_MAX: usize = 16 * 1024;
+/// The length of every part of a large value but its last.
+pub(crate) const VALUE_PART_LEN: usize = 16 * 1024;
+
+const RUN_PREFIX: u8 = b'e';
 const LATEST_PREFIX: u8 = b'k';
 const META_PREFIX: u8 = b'm';
+const PART_PREFIX: u8 = b'p';
 const RECORD_PREFIX: u8 = b'r';
 const COMMIT_TIME_PREFIX: u8 = b't';
 
@@ -108,12 +125,122 @@ pub(crate) enum Change {
 /// The contents of a key after a put.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredValue {
-    #[serde(with = "serde_bytes")]
-    pub value: Vec<u8>,
+    pub value: Value,
     pub create_revision: Revision,
     pub version: u64,
     pub labels: BTreeMap<String, String>,
     pub fields: BTreeMap<String, String>,
+}
+
+/// A put's value, as its record holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Value {
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Stored as `len.div_ceil(VALUE_PART_LEN)` parts beside the record; `crc32` is of the
+    /// whole value, so parts that each pass their own checksum but do not belong together
+    /// (swapped, or left over from another record) are caught.
+    Parts {
+        len: u32,
+        crc32: u32,
+    },
+}
+
+impl Value {
+    /// How a value of these bytes is stored, and the sealed parts to store beside the record.
+    pub(crate) fn store(bytes: Vec<u8>) -> (Value, Vec<Vec<u8>>) {
+        if bytes.len() <= INLINE_VALUE_MAX {
+            return (Value::Inline(bytes), Vec::new());
+        }
+        let value = Value::Parts {
+            len: u32::try_from(bytes.len()).expect("values are at most MAX_VALUE_LEN long"),
+            crc32: crc32fast::hash(&bytes),
+        };
+        (value, bytes.chunks(VALUE_PART_LEN).map(seal).collect())
+    }
+
+    /// How many parts are stored beside the record.
+    pub(crate) fn part_count(&self) -> u32 {
+        match self {
+            Value::Inline(_) => 0,
+            Value::Parts { len, .. } => len.div_ceil(VALUE_PART_LEN as u32),
+        }
+    }
+
+    /// Joins the parts read from beside the record at `location`, in order, into the value.
+    pub(crate) fn join(
+        &self,
+        location: Location,
+        parts: impl IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    ) -> Result<Vec<u8>> {
+        let Value::Parts { len, crc32 } = *self else {
+            unreachable!("only a value stored in parts is joined");
+        };
+        let corrupted = |reason: String| Error::corrupted(location.to_string(), reason);
+        let mut value = Vec::with_capacity(len as usize);
+        let mut count = 0;
+        for part in parts {
+            let (key, sealed) = part?;
+            if key != part_key(location, count) {
+                return Err(corrupted(format!("value part {count} is missing")));
+            }
+            let bytes =
+                unseal(&sealed).map_err(|e| corrupted(format!("value part {count}: {e}")))?;
+            value.extend_from_slice(bytes);
+            count += 1;
+            if value.len() > len as usize {
+                break;
+            }
+        }
+        if count != self.part_count() || value.len() != len as usize {
+            return Err(corrupted(format!(
+                "{count} value parts of {} bytes, expected {} parts of {len} bytes",
+                value.len(),
+                self.part_count()
+            )));
+        }
+        if crc32fast::hash(&value) != crc32 {
+            return Err(corrupted(
+                "the value's parts do not add up to its checksum".into(),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// The sled key of part `index` of the value of the record at `location`.
+pub(crate) fn part_key(location: Location, index: u32) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = PART_PREFIX;
+    key[1..13].copy_from_slice(&location.record_key()[1..]);
+    key[13..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+/// The sled-key range of all value parts.
+pub(crate) fn part_prefix() -> [u8; 1] {
+    [PART_PREFIX]
+}
+
+/// The location of the record whose value a part key belongs to.
+pub(crate) fn location_of_part_key(key: &[u8]) -> Result<Location> {
+    match key {
+        [PART_PREFIX, location @ .., _, _, _, _] if location.len() == 12 => {
+            let mut record_key = [RECORD_PREFIX; 13];
+            record_key[1..].copy_from_slice(location);
+            Location::from_record_key(&record_key)
+        }
+        _ => Err(Error::corrupted(
+            "a value part key",
+            format!("malformed key {key:02x?}"),
+        )),
+    }
+}
+
+/// The sled-key prefix of every part of the value of the record at `location`.
+pub(crate) fn parts_prefix(location: Location) -> [u8; 13] {
+    let mut key = location.record_key();
+    key[0] = PART_PREFIX;
+    key
 }
 
 fn bincode_config() -> impl bincode::config::Config {
@@ -217,6 +344,56 @@ impl Latest {
     }
 }
 
+/// The sled key of run number `number` (runs are numbered in the order of the opens).
+pub(crate) fn run_key(number: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = RUN_PREFIX;
+    key[1..].copy_from_slice(&number.to_be_bytes());
+    key
+}
+
+pub(crate) fn run_prefix() -> [u8; 1] {
+    [RUN_PREFIX]
+}
+
+pub(crate) fn encode_run(run: Run) -> Vec<u8> {
+    let mut payload = [0u8; 24];
+    payload[..8].copy_from_slice(&run.id.to_be_bytes());
+    payload[8..16].copy_from_slice(&run.base.to_key_bytes());
+    payload[16..].copy_from_slice(&run.first.to_key_bytes());
+    seal(&payload)
+}
+
+pub(crate) fn decode_run(key: &[u8], bytes: &[u8]) -> Result<Run> {
+    let corrupted = |reason: String| Error::corrupted("a run of the store", reason);
+    let number = match key {
+        [RUN_PREFIX, number @ ..] => <[u8; 8]>::try_from(number).ok(),
+        _ => None,
+    }
+    .ok_or_else(|| corrupted(format!("malformed key {key:02x?}")))?;
+    let payload = unseal(bytes).map_err(corrupted)?;
+    let field = |at: usize| -> [u8; 8] { payload[at..at + 8].try_into().expect("24 bytes") };
+    if payload.len() != 24 {
+        return Err(corrupted(format!(
+            "payload of {} bytes, expected 24",
+            payload.len()
+        )));
+    }
+    let run = Run {
+        number: u64::from_be_bytes(number),
+        id: u64::from_be_bytes(field(0)),
+        base: Revision::from_key_bytes(field(8)),
+        first: Revision::from_key_bytes(field(16)),
+    };
+    if run.first <= run.base {
+        return Err(corrupted(format!(
+            "first revision {} not above base {}",
+            run.first, run.base
+        )));
+    }
+    Ok(run)
+}
+
 /// The sled key holding the commit time of `revision`.
 pub(crate) fn commit_time_key(revision: Revision) -> [u8; 9] {
     let mut key = [0u8; 9];
@@ -253,6 +430,10 @@ pub(crate) enum Meta {
     CompactedRevision,
     /// The compaction that finished last; below `CompactedRevision` while one is running.
     FinishedCompaction,
+    /// The store's random id, made when it was created.
+    StoreId,
+    /// The highest revision a `Buffered` writer may have published; see `identity`.
+    ReservedRevision,
 }
 
 impl Meta {
@@ -261,6 +442,8 @@ impl Meta {
             Meta::FormatVersion => "format_version",
             Meta::CompactedRevision => "compacted_revision",
             Meta::FinishedCompaction => "finished_compaction",
+            Meta::StoreId => "store_id",
+            Meta::ReservedRevision => "reserved_revision",
         }
     }
 
@@ -340,7 +523,7 @@ mod tests {
                 sub: 1,
             }),
             change: Change::Put(StoredValue {
-                value: b"hello".to_vec(),
+                value: Value::Inline(b"hello".to_vec()),
                 create_revision: Revision::new(3),
                 version: 2,
                 labels: BTreeMap::from([("app".into(), "web".into())]),
@@ -379,8 +562,16 @@ mod tests {
         let record = record_key_floor(Revision::ZERO);
         let latest = Latest::sled_key(&[0xff; 8]);
         let time = commit_time_key(Revision::new(u64::MAX));
+        let part = part_key(
+            Location {
+                revision: Revision::new(u64::MAX),
+                sub: u32::MAX,
+            },
+            u32::MAX,
+        );
         assert!(latest.as_slice() < Meta::CompactedRevision.sled_key().as_slice());
-        assert!(Meta::CompactedRevision.sled_key().as_slice() < record.as_slice());
+        assert!(Meta::CompactedRevision.sled_key().as_slice() < part.as_slice());
+        assert!(part.as_slice() < record.as_slice());
         assert!(record.as_slice() < time.as_slice());
     }
 
@@ -422,6 +613,69 @@ mod tests {
                 Record::decode(location, &bytes[..len]).is_err(),
                 "length {len}"
             );
+        }
+    }
+
+    /// Sled keys and values of a value's parts.
+    type Parts = Vec<(Vec<u8>, Vec<u8>)>;
+
+    fn stored_parts(location: Location, bytes: &[u8]) -> (Value, Parts) {
+        let (value, parts) = Value::store(bytes.to_vec());
+        let keyed = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| (part_key(location, i as u32).to_vec(), part))
+            .collect();
+        (value, keyed)
+    }
+
+    #[test]
+    fn large_values_round_trip_through_parts_and_small_ones_stay_inline() {
+        let location = Location {
+            revision: Revision::new(7),
+            sub: 2,
+        };
+        let small = vec![7u8; INLINE_VALUE_MAX];
+        assert_eq!(Value::store(small.clone()), (Value::Inline(small), vec![]));
+        let large: Vec<u8> = (0..3 * VALUE_PART_LEN + 5).map(|i| i as u8).collect();
+        let (value, parts) = stored_parts(location, &large);
+        assert_eq!(value.part_count(), 4);
+        assert!(parts
+            .iter()
+            .all(|(_, part)| part.len() <= VALUE_PART_LEN + 4));
+        assert_eq!(
+            value.join(location, parts.into_iter().map(Ok)).unwrap(),
+            large
+        );
+    }
+
+    #[test]
+    fn missing_swapped_or_damaged_parts_are_corruption() {
+        let location = Location {
+            revision: Revision::new(7),
+            sub: 2,
+        };
+        let large: Vec<u8> = (0..3 * VALUE_PART_LEN).map(|i| (i / 7) as u8).collect();
+        let (value, parts) = stored_parts(location, &large);
+        let mut missing = parts.clone();
+        missing.remove(1);
+        let mut swapped = parts.clone();
+        let (first, second) = (swapped[0].1.clone(), swapped[1].1.clone());
+        swapped[0].1 = second;
+        swapped[1].1 = first;
+        let mut damaged = parts.clone();
+        damaged[2].1[10] ^= 1;
+        let mut extra = parts.clone();
+        extra.push((part_key(location, 3).to_vec(), seal(b"more")));
+        for (name, case) in [
+            ("missing", missing),
+            ("swapped", swapped),
+            ("damaged", damaged),
+            ("extra", extra),
+            ("none", vec![]),
+        ] {
+            let err = value.join(location, case.into_iter().map(Ok)).unwrap_err();
+            assert!(matches!(err, Error::Corrupted { .. }), "{name}: {err}");
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::encoding::{Change, Location, Record};
+use crate::encoding::{Change, Location, Record, Value};
 use crate::{Error, Result, Revision};
 
 /// One key's state at the revision a read was made at.
@@ -27,13 +27,18 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Turns the put record stored at `location` into an entry; a tombstone there is corruption,
-    /// because callers only follow locations of live keys.
-    pub(crate) fn from_put(location: Location, record: Record) -> Result<Self> {
+    /// Turns the put record stored at `location` into an entry, its value read with `value` (see
+    /// [`Value`]); a tombstone there is corruption, because callers only follow locations of
+    /// live keys.
+    pub(crate) fn from_put(
+        location: Location,
+        record: Record,
+        value: impl FnOnce(Value) -> Result<Vec<u8>>,
+    ) -> Result<Self> {
         match record.change {
             Change::Put(stored) => Ok(Entry {
                 key: record.key,
-                value: stored.value,
+                value: value(stored.value)?,
                 create_revision: stored.create_revision,
                 mod_revision: location.revision,
                 version: stored.version,

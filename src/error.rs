@@ -28,6 +28,11 @@ pub enum Error {
         /// Length of the offending value in bytes.
         len: usize,
     },
+    /// A put's labels and fields together are longer than [`crate::MAX_METADATA_LEN`].
+    MetadataTooLarge {
+        /// Bytes of the put's label and field keys and values together.
+        len: usize,
+    },
     /// A transaction branch has more than [`crate::MAX_TXN_OPS`] operations.
     TooManyOperations {
         /// Number of operations in the branch that would run.
@@ -88,6 +93,13 @@ pub enum Error {
     },
     /// The storage layer failed.
     Storage(sled::Error),
+    /// The revision was lost: the store was reopened without it after a crash under
+    /// [`Durability::Buffered`](crate::Durability::Buffered), or restored from a copy taken
+    /// before it. Its number is never reused, so it can never name another state.
+    LostRevision {
+        /// The revision asked for.
+        requested: Revision,
+    },
     /// An earlier write failed in the storage layer; the store refuses writes until reopened.
     Poisoned,
 }
@@ -112,6 +124,9 @@ pub enum TokenRejection {
     OutsideRange,
     /// The request also names a revision, and it differs from the token's.
     RevisionMismatch,
+    /// It was issued by another store, or by a run of this store that a restored copy never
+    /// had.
+    ForeignStore,
 }
 
 impl Error {
@@ -122,6 +137,7 @@ impl Error {
             Error::EmptyKey => "EmptyKey",
             Error::KeyTooLarge { .. } => "KeyTooLarge",
             Error::ValueTooLarge { .. } => "ValueTooLarge",
+            Error::MetadataTooLarge { .. } => "MetadataTooLarge",
             Error::TooManyOperations { .. } => "TooManyOperations",
             Error::DuplicateKey { .. } => "DuplicateKey",
             Error::FutureRevision { .. } => "FutureRevision",
@@ -133,6 +149,7 @@ impl Error {
             Error::Corrupted { .. } => "Corrupted",
             Error::UnsupportedFormat { .. } => "UnsupportedFormat",
             Error::Storage(_) => "Storage",
+            Error::LostRevision { .. } => "LostRevision",
             Error::Poisoned => "Poisoned",
         }
     }
@@ -172,6 +189,7 @@ impl fmt::Display for TokenRejection {
             TokenRejection::RevisionMismatch => {
                 "the request names a different revision than the token"
             }
+            TokenRejection::ForeignStore => "it was issued by another store",
         })
     }
 }
@@ -192,6 +210,13 @@ impl fmt::Display for Error {
                     f,
                     "value of {len} bytes exceeds the limit of {} bytes",
                     crate::MAX_VALUE_LEN
+                )
+            }
+            Error::MetadataTooLarge { len } => {
+                write!(
+                    f,
+                    "labels and fields of {len} bytes exceed the limit of {} bytes",
+                    crate::MAX_METADATA_LEN
                 )
             }
             Error::TooManyOperations { count } => write!(
@@ -241,6 +266,11 @@ impl fmt::Display for Error {
                 "store has format version {found}, but this build reads format version {supported}"
             ),
             Error::Storage(_) => f.write_str("storage layer failed"),
+            Error::LostRevision { requested } => write!(
+                f,
+                "revision {requested} was lost: the store reopened without it, after a crash \
+                 under buffered durability or from an older copy"
+            ),
             Error::Poisoned => f.write_str(
                 "an earlier write failed in the storage layer; reopen the store to write again",
             ),

@@ -46,8 +46,9 @@ impl Db {
 }
 
 impl Shared {
-    /// Fails unless `revision` can be read: not in the future, not compacted.
+    /// Fails unless `revision` can be read: not lost, not in the future, not compacted.
     pub(crate) fn check_readable(&self, revision: Revision) -> Result<()> {
+        self.identity.read().check_not_lost(revision)?;
         let current = self.index.visible().revision;
         if revision > current {
             return Err(Error::FutureRevision {
@@ -56,6 +57,24 @@ impl Shared {
             });
         }
         self.check_not_compacted(revision)
+    }
+
+    /// Fails unless a token of run `run` at `revision` names a state this store still has.
+    /// Below the compacted revision the read fails with [`Error::Expired`] anyway, and the runs
+    /// there may be forgotten.
+    pub(crate) fn check_run(&self, run: u64, revision: Revision) -> Result<()> {
+        if revision < self.compacted() {
+            return Ok(());
+        }
+        match self.identity.read().run_holds(run, revision) {
+            Some(true) => Ok(()),
+            Some(false) => Err(Error::LostRevision {
+                requested: revision,
+            }),
+            None => Err(Error::InvalidContinueToken {
+                reason: crate::TokenRejection::ForeignStore,
+            }),
+        }
     }
 
     /// The view of the live keys at `revision`, from the cache or rebuilt from the log.
@@ -112,7 +131,7 @@ impl Shared {
             }
             if location.revision <= revision {
                 return match record.change {
-                    Change::Put(_) => Entry::from_put(location, record).map(Some),
+                    Change::Put(_) => self.entry_of(location, record).map(Some),
                     Change::Delete => Ok(None),
                 };
             }

@@ -53,7 +53,7 @@
 //!
 //! The design (on-disk layout, index, tokens, invariants) is described in `DESIGN.md`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
@@ -64,6 +64,7 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod history;
+mod identity;
 mod index;
 mod list;
 mod pager;
@@ -89,6 +90,8 @@ pub use verify::{Check, Finding, VerifyReport};
 pub const MAX_KEY_LEN: usize = 4096;
 /// The longest value a write accepts, in bytes.
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
+/// The most bytes a put's labels and fields may hold together, counting every key and value.
+pub const MAX_METADATA_LEN: usize = 32 * 1024;
 /// The most operations one transaction branch may hold.
 pub const MAX_TXN_OPS: usize = 10_000;
 

@@ -3,11 +3,15 @@
 //! Layout before base64 (unpadded, URL-safe alphabet):
 //!
 //! ```text
-//! +---------+-------+--------------+-------------+------------------+--------+
-//! | version | flags | revision     | fingerprint | last key         | crc32  |
-//! | 1 byte  | 1     | 8, big-end.  | 4           | 1..=MAX_KEY_LEN  | 4      |
-//! +---------+-------+--------------+-------------+------------------+--------+
+//! +---------+-------+----------+-----+----------+-------------+-----------------+-------+
+//! | version | flags | store id | run | revision | fingerprint | last key        | crc32 |
+//! | 1 byte  | 1     | 8        | 8   | 8        | 4           | 1..=MAX_KEY_LEN | 4     |
+//! +---------+-------+----------+-----+----------+-------------+-----------------+-------+
 //! ```
+//!
+//! Integers are big-endian. The store id and run say which store, and which open of it, issued
+//! the token (see `identity`): a token of another store is refused, and one whose revision a
+//! crash or a restore lost fails with `LostRevision`.
 //!
 //! The crc32 covers everything before it, so truncation, typos and casual edits are caught.
 //! It is not a signature: a deliberately forged token passes it, which is why the list code
@@ -19,15 +23,19 @@ use base64::Engine as _;
 
 use crate::{Revision, TokenRejection};
 
-const TOKEN_VERSION: u8 = 1;
+const TOKEN_VERSION: u8 = 2;
 const FLAG_REVERSE: u8 = 1;
-const HEADER_LEN: usize = 1 + 1 + 8 + 4;
+const HEADER_LEN: usize = 1 + 1 + 8 + 8 + 8 + 4;
 const CRC_LEN: usize = 4;
 const MAX_DECODED_LEN: usize = HEADER_LEN + crate::MAX_KEY_LEN + CRC_LEN;
 
 /// The decoded contents of a continue token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ContinueToken {
+    /// The id of the store that issued it.
+    pub store: u64,
+    /// The run of the store that issued it.
+    pub run: u64,
     /// The revision every chunk of the list is read at.
     pub revision: Revision,
     /// Whether the list runs in descending key order.
@@ -43,6 +51,8 @@ impl ContinueToken {
         let mut bytes = Vec::with_capacity(HEADER_LEN + self.last_key.len() + CRC_LEN);
         bytes.push(TOKEN_VERSION);
         bytes.push(if self.reverse { FLAG_REVERSE } else { 0 });
+        bytes.extend_from_slice(&self.store.to_be_bytes());
+        bytes.extend_from_slice(&self.run.to_be_bytes());
         bytes.extend_from_slice(&self.revision.to_key_bytes());
         bytes.extend_from_slice(&self.fingerprint.to_be_bytes());
         bytes.extend_from_slice(&self.last_key);
@@ -68,20 +78,24 @@ impl ContinueToken {
             return Err(TokenRejection::ChecksumMismatch);
         }
         let (header, last_key) = body.split_at(HEADER_LEN);
-        let [version, flags, r0, r1, r2, r3, r4, r5, r6, r7, f0, f1, f2, f3] = *header else {
-            unreachable!("split_at leaves exactly HEADER_LEN bytes");
-        };
+        let (&[version, flags], rest) = header.split_first_chunk::<2>().expect("a full header");
         if version != TOKEN_VERSION || flags & !FLAG_REVERSE != 0 {
             return Err(TokenRejection::UnknownVersion);
         }
-        let revision = Revision::from_key_bytes([r0, r1, r2, r3, r4, r5, r6, r7]);
+        let (store, rest) = rest.split_first_chunk::<8>().expect("a full header");
+        let (run, rest) = rest.split_first_chunk::<8>().expect("a full header");
+        let (revision, fingerprint) = rest.split_first_chunk::<8>().expect("a full header");
+        let fingerprint: [u8; 4] = fingerprint.try_into().expect("a full header");
+        let revision = Revision::from_key_bytes(*revision);
         if revision == Revision::ZERO {
             return Err(TokenRejection::ZeroRevision);
         }
         Ok(ContinueToken {
+            store: u64::from_be_bytes(*store),
+            run: u64::from_be_bytes(*run),
             revision,
             reverse: flags & FLAG_REVERSE != 0,
-            fingerprint: u32::from_be_bytes([f0, f1, f2, f3]),
+            fingerprint: u32::from_be_bytes(fingerprint),
             last_key: last_key.to_vec(),
         })
     }
@@ -95,6 +109,8 @@ mod tests {
 
     fn sample() -> ContinueToken {
         ContinueToken {
+            store: 0x0123_4567_89ab_cdef,
+            run: 0xfeed,
             revision: Revision::new(42),
             reverse: false,
             fingerprint: 0xdead_beef,
@@ -162,7 +178,7 @@ mod tests {
             (
                 reencode({
                     let mut b = raw.clone();
-                    b[0] = 2;
+                    b[0] = 3;
                     b
                 }),
                 TokenRejection::UnknownVersion,
@@ -178,7 +194,7 @@ mod tests {
             (
                 reencode({
                     let mut b = raw.clone();
-                    b[2..10].fill(0);
+                    b[18..26].fill(0);
                     b
                 }),
                 TokenRejection::ZeroRevision,
@@ -204,9 +220,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tokens_round_trip(revision in 1u64.., reverse: bool, fingerprint: u32,
+        fn tokens_round_trip(store: u64, run: u64, revision in 1u64.., reverse: bool, fingerprint: u32,
                              last_key in proptest::collection::vec(any::<u8>(), 1..64)) {
-            let token = ContinueToken { revision: Revision::new(revision), reverse, fingerprint, last_key };
+            let token = ContinueToken { store, run, revision: Revision::new(revision), reverse, fingerprint, last_key };
             prop_assert_eq!(ContinueToken::decode(&token.encode()), Ok(token));
         }
 

@@ -22,7 +22,7 @@ use std::ops::Bound;
 
 use serde::Serialize;
 
-use crate::encoding::{self, Change, Latest, Location, Meta, Record};
+use crate::encoding::{self, Change, Latest, Location, Meta, Record, StoredValue, Value};
 use crate::index::View;
 use crate::store::Shared;
 use crate::{display_key, Db, Error, Result, Revision};
@@ -219,6 +219,7 @@ impl Db {
         let heads = verifier.latest_pointers(&view)?;
         verifier.records(&heads)?;
         verifier.commit_times()?;
+        verifier.value_parts()?;
         verifier.unknown_entries()?;
         Ok(verifier.report)
     }
@@ -244,6 +245,15 @@ impl Verifier<'_> {
             location: location.into(),
             problem: problem.into(),
         });
+    }
+
+    /// Whether revisions `first..=last` were all lost by a crash or restore, so that no changes
+    /// or commit times are stored for them by design.
+    fn lost(&self, first: u64, last: u64) -> bool {
+        self.shared
+            .identity
+            .read()
+            .all_lost(Revision::new(first), Revision::new(last))
     }
 
     /// Turns a decoder's [`Error::Corrupted`] into a finding; any other error ends the check.
@@ -340,6 +350,8 @@ impl Verifier<'_> {
             Meta::FormatVersion,
             Meta::CompactedRevision,
             Meta::FinishedCompaction,
+            Meta::StoreId,
+            Meta::ReservedRevision,
         ]
         .map(Meta::sled_key);
         for item in data.scan_prefix(meta_prefix()) {
@@ -584,6 +596,11 @@ impl Verifier<'_> {
         let at = location.to_string();
         let replaces_live_version = match &record.change {
             Change::Put(value) => {
+                if let Value::Parts { .. } = value.value {
+                    if let Err(error) = self.shared.value_of(location, value.value.clone()) {
+                        self.undecodable(error)?;
+                    }
+                }
                 if value.version == 0 {
                     self.found(Check::History, at.clone(), "a put of version 0");
                 } else if (value.version == 1) != (value.create_revision == location.revision) {
@@ -743,6 +760,9 @@ impl Verifier<'_> {
     }
 
     fn missing_commit_times(&mut self, first: u64, last: u64) {
+        if self.lost(first, last) {
+            return;
+        }
         self.found(
             Check::Revisions,
             revision_span(first, last),
@@ -750,12 +770,52 @@ impl Verifier<'_> {
         );
     }
 
+    /// Every part of a large value belongs to a record that stores its value in parts; the
+    /// values themselves are checked with their records.
+    fn value_parts(&mut self) -> Result<()> {
+        let mut last_owner = None;
+        for item in self.shared.data.scan_prefix(encoding::part_prefix()) {
+            let (sled_key, _) = item?;
+            let owner = match encoding::location_of_part_key(&sled_key) {
+                Ok(owner) => owner,
+                Err(error) => {
+                    self.undecodable(error)?;
+                    continue;
+                }
+            };
+            if last_owner == Some(owner) {
+                continue;
+            }
+            last_owner = Some(owner);
+            let stores_parts = matches!(
+                self.shared.record(owner),
+                Ok(Some(Record {
+                    change: Change::Put(StoredValue {
+                        value: Value::Parts { .. },
+                        ..
+                    }),
+                    ..
+                }))
+            );
+            if !stores_parts {
+                self.found(
+                    Check::Decoding,
+                    owner.to_string(),
+                    "value parts of a record that has none",
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Entries whose first byte is of no kind revkv writes: the ranges between the kinds.
     fn unknown_entries(&mut self) -> Result<()> {
         let mut kinds = [
             Latest::prefix(),
             meta_prefix(),
+            encoding::part_prefix(),
             encoding::record_prefix(),
+            encoding::run_prefix(),
             encoding::commit_time_prefix(),
         ];
         kinds.sort_unstable();
@@ -797,7 +857,9 @@ impl Numbering {
             Some(last) if last.revision == location.revision => last.sub + 1,
             last => {
                 let after = last.map_or(verifier.compacted, |last| last.revision);
-                if after.next() < location.revision {
+                if after.next() < location.revision
+                    && !verifier.lost(after.get() + 1, location.revision.get() - 1)
+                {
                     verifier.found(
                         Check::Revisions,
                         revision_span(after.get() + 1, location.revision.get() - 1),

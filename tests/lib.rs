@@ -7,6 +7,8 @@ mod compaction;
 mod corruption;
 mod crash;
 mod group_commit;
+mod identity;
+mod large_values;
 mod list_continue;
 mod listing;
 mod model;

@@ -13,7 +13,7 @@ fn record_key(revision: u64) -> Vec<u8> {
 
 /// Rewrites a stored sled value behind revkv's back, as a disk fault would.
 fn damage(path: &std::path::Path, sled_key: &[u8], change: impl FnOnce(&mut Vec<u8>)) {
-    let sled = sled::open(path).unwrap();
+    let sled = crate::common::raw_sled(path);
     let tree = sled.open_tree("revkv").unwrap();
     let mut bytes = tree.get(sled_key).unwrap().expect("entry exists").to_vec();
     change(&mut bytes);
@@ -135,7 +135,7 @@ fn a_store_of_another_format_is_refused() -> revkv::Result<()> {
     let path = dir.path().join("store");
     Db::open(&path)?.put("a", "1")?;
     {
-        let sled = sled::open(&path).unwrap();
+        let sled = crate::common::raw_sled(&path);
         let tree = sled.open_tree("revkv").unwrap();
         let payload = 99u64.to_be_bytes();
         let mut sealed = crc32fast::hash(&payload).to_be_bytes().to_vec();
@@ -149,7 +149,7 @@ fn a_store_of_another_format_is_refused() -> revkv::Result<()> {
             err,
             Error::UnsupportedFormat {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"

@@ -4,7 +4,7 @@
 //!
 //! Input: byte 0 picks the request (bits 0-1 its range, bit 2 reverse, bit 3 an explicit
 //! revision) and bit 4 whether the rest is a token as text or the fields of a token to forge
-//! with a valid checksum: version, flags, revision (2 bytes), a fingerprint mode byte (odd: 4
+//! with a valid checksum: version, flags (the store id and run are the store's own), revision (2 bytes), a fingerprint mode byte (odd: 4
 //! fingerprint bytes follow; even: the request's own fingerprint) and the last key. Byte 1 is
 //! the limit, byte 2 the explicit revision. Forging gets past the checksum, which mutations of
 //! a valid token almost never do.
@@ -55,16 +55,18 @@ fn request(selector: u8) -> ListOptions {
     range.reverse(selector & 4 != 0)
 }
 
-/// The fingerprint of request `selector % 8`, read off the token of its first chunk.
-fn fingerprint(selector: u8) -> [u8; 4] {
-    static FINGERPRINTS: OnceLock<Vec<[u8; 4]>> = OnceLock::new();
+/// The store id and run (16 bytes) and the fingerprint of request `selector % 8`, read off the
+/// token of its first chunk.
+fn issued(selector: u8) -> ([u8; 16], [u8; 4]) {
+    static ISSUED: OnceLock<Vec<([u8; 16], [u8; 4])>> = OnceLock::new();
     FINGERPRINTS.get_or_init(|| {
         (0..8)
             .map(|selector| {
                 let page = store().list(&request(selector).limit(1)).expect("a chunk");
                 let token = page.continue_token.expect("every range holds two keys");
                 let bytes = URL_SAFE_NO_PAD.decode(token).expect("tokens are base64");
-                bytes[10..14].try_into().expect("4 bytes")
+                let identity = bytes[2..18].try_into().expect("16 bytes");
+                (identity, bytes[26..30].try_into().expect("4 bytes"))
             })
             .collect()
     })[usize::from(selector % 8)]
@@ -77,9 +79,10 @@ fn forge(selector: u8, fields: &[u8]) -> Option<String> {
     };
     let (fingerprint, last_key) = match rest {
         [f0, f1, f2, f3, key @ ..] if mode % 2 == 1 => ([*f0, *f1, *f2, *f3], key),
-        key => (fingerprint(selector), key),
+        key => (issued(selector).1, key),
     };
     let mut bytes = vec![*version, *flags];
+    bytes.extend_from_slice(&issued(selector).0);
     bytes.extend_from_slice(&u64::from(u16::from_be_bytes([*r0, *r1])).to_be_bytes());
     bytes.extend_from_slice(&fingerprint);
     bytes.extend_from_slice(last_key);
@@ -92,8 +95,8 @@ fn position(token: &str) -> (Revision, Vec<u8>) {
     let bytes = URL_SAFE_NO_PAD
         .decode(token)
         .expect("an accepted token is base64");
-    let revision = u64::from_be_bytes(bytes[2..10].try_into().expect("8 bytes"));
-    (Revision::new(revision), bytes[14..bytes.len() - 4].to_vec())
+    let revision = u64::from_be_bytes(bytes[18..26].try_into().expect("8 bytes"));
+    (Revision::new(revision), bytes[30..bytes.len() - 4].to_vec())
 }
 
 /// The rest of the list `options` at `revision` past `last_key`, read in one chunk.

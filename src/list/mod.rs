@@ -77,9 +77,30 @@ impl Db {
             )));
         }
         let fingerprint = options.fingerprint();
+        let (store, run) = {
+            let identity = self.shared.identity.read();
+            (identity.store, identity.current().id)
+        };
+        let token = |revision, last_key| {
+            ContinueToken {
+                store,
+                run,
+                revision,
+                reverse: options.reverse,
+                fingerprint,
+                last_key,
+            }
+            .encode()
+        };
         let (revision, resume_after) = match &options.continue_token {
             Some(token) => {
                 let token = decode_for(options, fingerprint, token)?;
+                if token.store != store {
+                    return Err(Error::InvalidContinueToken {
+                        reason: TokenRejection::ForeignStore,
+                    });
+                }
+                self.shared.check_run(token.run, token.revision)?;
                 (token.revision, Some(token.last_key))
             }
             None => (
@@ -101,28 +122,14 @@ impl Db {
                 ) => Error::Expired {
                     requested,
                     compacted,
-                    continue_token: Some(
-                        ContinueToken {
-                            revision: self.current_revision(),
-                            reverse: options.reverse,
-                            fingerprint,
-                            last_key: last_key.clone(),
-                        }
-                        .encode(),
-                    ),
+                    continue_token: Some(token(self.current_revision(), last_key.clone())),
                 },
                 (err, _) => err,
             })?;
         let chunk = chunk::read(&self.shared, &view, options, resume_after.as_deref(), limit)?;
-        let continue_token = chunk.resume_after.map(|last_key| {
-            ContinueToken {
-                revision: view.revision,
-                reverse: options.reverse,
-                fingerprint,
-                last_key,
-            }
-            .encode()
-        });
+        let continue_token = chunk
+            .resume_after
+            .map(|last_key| token(view.revision, last_key));
         if continue_token.is_some() && options.continue_token.is_none() {
             self.shared.index.pin(view.clone());
         }

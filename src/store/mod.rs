@@ -1,5 +1,6 @@
 //! The store: the sled database, the write path, durability and restore.
 
+mod durable;
 mod write;
 
 pub(crate) use write::now_millis;
@@ -9,10 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::compaction::{Compactor, Retention};
-use crate::encoding::{self, Latest, Location, Meta, Record};
+use crate::encoding::{self, Latest, Location, Meta, Record, Value};
+use crate::identity::Identity;
 use crate::index::{Index, Key, Tree, View};
 use crate::{Entry, Error, Result, Revision};
 
@@ -122,10 +124,15 @@ impl Options {
     /// the stored index cannot be read back. A compaction that a crash interrupted is finished
     /// before this returns.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        let path = path.as_ref();
+        check_segment_size(path)?;
         let config = sled::Config::new()
-            .path(path.as_ref())
+            .path(path)
+            .segment_size(SEGMENT_SIZE)
             .cache_capacity(self.cache_bytes);
-        Db::restore(open_waiting_for_lock(&config)?, self)
+        let sled = open_waiting_for_lock(&config)?;
+        durable::make_durable(path).map_err(|cause| Error::Storage(cause.into()))?;
+        Db::restore(sled, self)
     }
 
     /// Opens a store in a temporary directory that is removed when the last handle is dropped.
@@ -136,6 +143,7 @@ impl Options {
     pub fn temporary(self) -> Result<Db> {
         let config = sled::Config::new()
             .temporary(true)
+            .segment_size(SEGMENT_SIZE)
             .cache_capacity(self.cache_bytes);
         Db::restore(config.open()?, self)
     }
@@ -168,6 +176,10 @@ pub(crate) struct Shared {
     pub(crate) data: sled::Tree,
     pub(crate) index: Index,
     pub(crate) options: Options,
+    /// The store's id and runs; compaction forgets old runs.
+    pub(crate) identity: RwLock<Identity>,
+    /// The first revision this run writes: above every revision an earlier run may have shown.
+    first_revision: Revision,
     /// Transactions waiting to be committed by a leader; see `write`.
     commits: Mutex<write::CommitQueue>,
     /// Wakes a gathering leader when a transaction queues.
@@ -192,6 +204,9 @@ struct Writer {
     /// can search them.
     last_commit_millis: u64,
     tombstones: write::Tombstones,
+    /// Under `Buffered` durability, the highest revision that may be published before another
+    /// durable reservation; see `identity`.
+    reserved: Revision,
 }
 
 struct FlushState {
@@ -256,6 +271,10 @@ impl Db {
                 }
                 None => (Revision::new(compacted), 0),
             };
+        let identity = Identity::begin_run(&data, head)?;
+        // The run is on disk before anything of it is published.
+        sled.flush()?;
+        let first_revision = identity.current().first;
         let view = View {
             revision: head,
             tree: Tree::from_sorted(live),
@@ -266,12 +285,15 @@ impl Db {
             data,
             index,
             options,
+            identity: RwLock::new(identity),
+            first_revision,
             commits: Mutex::default(),
             arrivals: Condvar::new(),
             writer: Mutex::new(Writer {
                 applied: view,
                 last_commit_millis,
                 tombstones,
+                reserved: Revision::ZERO,
             }),
             applied: AtomicU64::new(head.get()),
             flush: Mutex::new(FlushState {
@@ -421,6 +443,37 @@ impl Shared {
         }
     }
 
+    /// The entry the put record at `location` stands for.
+    pub(crate) fn entry_of(&self, location: Location, record: Record) -> Result<Entry> {
+        Entry::from_put(location, record, |value| self.value_of(location, value))
+    }
+
+    /// The bytes of the value of the record at `location`, read from its parts when it is
+    /// stored in parts.
+    pub(crate) fn value_of(&self, location: Location, value: Value) -> Result<Vec<u8>> {
+        match value {
+            Value::Inline(bytes) => Ok(bytes),
+            Value::Parts { .. } => value.join(
+                location,
+                self.data
+                    .scan_prefix(encoding::parts_prefix(location))
+                    .map(|part| {
+                        let (key, bytes) = part?;
+                        Ok((key.to_vec(), bytes.to_vec()))
+                    }),
+            ),
+        }
+    }
+
+    /// Removes the record at `location` and the parts of its value.
+    pub(crate) fn remove_record(&self, location: Location) -> Result<()> {
+        self.data.remove(location.record_key())?;
+        for part in self.data.scan_prefix(encoding::parts_prefix(location)) {
+            self.data.remove(part?.0)?;
+        }
+        Ok(())
+    }
+
     /// The key's newest change, live or tombstone, as the latest-version pointer records it.
     pub(crate) fn latest(&self, key: &[u8]) -> Result<Option<Latest>> {
         match self.data.get(Latest::sled_key(key))? {
@@ -441,7 +494,7 @@ impl Shared {
     /// removed it under a reader of `revision`, which is then told so.
     pub(crate) fn live_entry(&self, location: Location, revision: Revision) -> Result<Entry> {
         match self.record(location)? {
-            Some(record) => Entry::from_put(location, record),
+            Some(record) => self.entry_of(location, record),
             None => {
                 self.check_not_compacted(revision)?;
                 Err(Error::corrupted(
@@ -486,7 +539,7 @@ impl Shared {
                     "the record of a live key is missing",
                 ));
             };
-            found[i] = Some(Entry::from_put(wanted, Record::decode(wanted, &bytes)?)?);
+            found[i] = Some(self.entry_of(wanted, Record::decode(wanted, &bytes)?)?);
         }
         Ok(found
             .into_iter()
@@ -585,6 +638,32 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
 
 /// How long [`open_waiting_for_lock`] waits for sled's directory lock.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// sled's log segment size. sled writes any page larger than a quarter of a segment to a file
+/// of its own, which it never fsyncs; with 8 MiB segments that takes a page over 2 MiB, which
+/// the limits on keys, values and labels keep every page far below (see `encoding`).
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// Refuses a store whose sled segments are not [`SEGMENT_SIZE`]: it was made by a revkv
+/// of another format, and sled would refuse it with a message about its own buffers.
+fn check_segment_size(dir: &Path) -> Result<()> {
+    let Ok(conf) = std::fs::read(dir.join("conf")) else {
+        return Ok(());
+    };
+    let segment_size = String::from_utf8_lossy(&conf).lines().find_map(|line| {
+        line.strip_prefix("segment_size: ")?
+            .trim()
+            .parse::<usize>()
+            .ok()
+    });
+    match segment_size {
+        Some(size) if size != SEGMENT_SIZE => Err(Error::UnsupportedFormat {
+            found: 1,
+            supported: encoding::FORMAT_VERSION,
+        }),
+        _ => Ok(()),
+    }
+}
 
 fn check_format(data: &sled::Tree) -> Result<()> {
     let key = Meta::FormatVersion.sled_key();

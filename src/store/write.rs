@@ -12,8 +12,9 @@ use parking_lot::{Condvar, MutexGuard};
 use sled::IVec;
 
 use super::{Db, Durability, Shared};
-use crate::encoding::{self, Change, Latest, Location, Record, StoredValue};
+use crate::encoding::{self, Change, Latest, Location, Meta, Record, StoredValue, Value};
 use crate::entry::Entry;
+use crate::identity;
 use crate::index::{Key, View};
 use crate::selector;
 use crate::txn::{Op, OpResult, Put, Txn, TxnResponse};
@@ -139,12 +140,16 @@ struct Group {
 struct Staged {
     batch: sled::Batch,
     records: HashMap<Location, IVec>,
+    /// The sealed parts of the values of `records` stored in parts.
+    parts: HashMap<Location, Vec<Vec<u8>>>,
 }
 
 /// One transaction's writes, held apart until the whole transaction staged without error.
 #[derive(Default)]
 struct Changes {
     records: Vec<(Location, Vec<u8>)>,
+    /// The sealed parts of the large values among `records`.
+    parts: Vec<(Location, Vec<Vec<u8>>)>,
     pointers: Vec<(Vec<u8>, Latest)>,
 }
 
@@ -163,6 +168,15 @@ impl Staged {
             self.batch.insert(&location.record_key(), bytes.clone());
             if read_later {
                 self.records.insert(location, bytes);
+            }
+        }
+        for (location, parts) in changes.parts {
+            for (index, part) in (0..).zip(&parts) {
+                self.batch
+                    .insert(&encoding::part_key(location, index), part.as_slice());
+            }
+            if read_later {
+                self.parts.insert(location, parts);
             }
         }
         for (key, latest) in changes.pointers {
@@ -184,10 +198,26 @@ impl Staged {
         location: Location,
         revision: Revision,
     ) -> Result<Entry> {
-        let entry = match self.records.get(&location) {
-            Some(bytes) => Entry::from_put(location, Record::decode(location, bytes)?)?,
-            None => shared.live_entry(location, revision)?,
-        };
+        let entry =
+            match self.records.get(&location) {
+                Some(bytes) => Entry::from_put(
+                    location,
+                    Record::decode(location, bytes)?,
+                    |value| match value {
+                        Value::Inline(bytes) => Ok(bytes),
+                        Value::Parts { .. } => {
+                            let parts = self.parts.get(&location).into_iter().flatten();
+                            value.join(
+                                location,
+                                (0..).zip(parts).map(|(index, part)| {
+                                    Ok((encoding::part_key(location, index).to_vec(), part.clone()))
+                                }),
+                            )
+                        }
+                    },
+                )?,
+                None => shared.live_entry(location, revision)?,
+            };
         super::holding_key(entry, key, location)
     }
 }
@@ -306,6 +336,17 @@ impl Shared {
         if head == writer.applied.revision {
             return outcomes;
         }
+        // A buffered group publishes before it is durable, so the revisions it shows must be
+        // durably reserved first: a crash must never let a later run reuse them.
+        let reservation = (self.options.durability == Durability::Buffered
+            && head > writer.reserved)
+            .then(|| Revision::new(head.get() + identity::RESERVATION_BLOCK));
+        if let Some(reserved) = reservation {
+            group.staged.batch.insert(
+                Meta::ReservedRevision.sled_key(),
+                Meta::encode(reserved.get()),
+            );
+        }
         if let Err(cause) = self.data.apply_batch(group.staged.batch) {
             self.poisoned.store(true, Ordering::Release);
             return outcomes
@@ -315,11 +356,13 @@ impl Shared {
         }
         writer.applied = group.view.clone();
         writer.last_commit_millis = group.last_commit_millis;
+        writer.reserved = reservation.unwrap_or(writer.reserved);
         self.index.stage(group.view);
         self.applied.store(head.get(), Ordering::Release);
         drop(writer);
         let published = match self.options.durability {
             Durability::Immediate => self.wait_durable(head),
+            Durability::Buffered if reservation.is_some() => self.wait_durable(head),
             Durability::Buffered => {
                 self.index.publish_through(head);
                 Ok(())
@@ -340,7 +383,7 @@ impl Shared {
     fn stage_txn(&self, group: &mut Group, txn: Txn, read_later: bool) -> Result<TxnResponse> {
         let succeeded = self.conditions_hold(group, &txn)?;
         let ops = if succeeded { txn.then } else { txn.otherwise };
-        let revision = group.view.revision.next();
+        let revision = group.view.revision.next().max(self.first_revision);
         let mut next = View {
             revision,
             tree: group.view.tree.clone(),
@@ -423,11 +466,15 @@ impl Shared {
             // The chain must reach the tombstone too, so historical reads can cross it.
             None => (group.tombstones.get(&put.key), location.revision, 1),
         };
+        let (value, parts) = Value::store(put.value);
+        if !parts.is_empty() {
+            changes.parts.push((location, parts));
+        }
         let record = Record {
             key: put.key,
             prev,
             change: Change::Put(StoredValue {
-                value: put.value,
+                value,
                 create_revision,
                 version,
                 labels: put.labels,
@@ -489,6 +536,15 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
             }
             selector::validate_labels(&put.labels)?;
             selector::validate_fields(&put.fields)?;
+            let metadata_len: usize = put
+                .labels
+                .iter()
+                .chain(&put.fields)
+                .map(|(key, value)| key.len() + value.len())
+                .sum();
+            if metadata_len > crate::MAX_METADATA_LEN {
+                return Err(Error::MetadataTooLarge { len: metadata_len });
+            }
         }
         if !seen.insert(key) {
             return Err(Error::DuplicateKey { key: key.to_vec() });

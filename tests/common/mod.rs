@@ -254,11 +254,23 @@ pub fn write_sample_history(db: &Db) -> revkv::Result<Model> {
 
 /// Runs `access` on the sled tree of the closed store at `path`, as a disk fault, a bug or an
 /// inspection would reach it behind revkv's back, and flushes what it changed.
+/// sled's configuration of a revkv store: sled refuses to open one with another segment size.
+fn raw_config(path: &Path) -> sled::Config {
+    sled::Config::new().path(path).segment_size(8 * 1024 * 1024)
+}
+
+/// A revkv store's directory opened as plain sled (no revkv running on it).
+pub fn raw_sled(path: &Path) -> sled::Db {
+    raw_config(path)
+        .open()
+        .expect("the store opens as plain sled")
+}
+
 pub fn with_raw_tree<T>(path: &Path, access: impl FnOnce(&sled::Tree) -> T) -> T {
     // sled's threads hold the directory's lock for a moment after the store is dropped.
     let started = std::time::Instant::now();
     let sled = loop {
-        match sled::open(path) {
+        match raw_config(path).open() {
             Err(sled::Error::Io(cause))
                 if cause.to_string().contains("could not acquire lock")
                     && started.elapsed() < std::time::Duration::from_secs(2) =>
