@@ -7,7 +7,8 @@
 //! | sled key                          | sled value (sealed: crc32 + payload)           |
 //! |-----------------------------------|------------------------------------------------|
 //! | `b'e'` run number (8 BE)          | one run (open) of the store: id, base, first    |
-//! | `b'k'` user key                   | latest [`Location`] of the key + live/tombstone |
+//! | `b'k'` user key                   | latest [`Location`] + live/tombstone; when live, |
+//! |                                   | followed by a copy of the record stored there   |
 //! | `b'm'` name                       | metadata: format version, compacted revision    |
 //! | `b'p'` revision sub part (4 BE)   | one part of a large value of the record there   |
 //! | `b'r'` revision (8 BE) sub (4 BE) | one [`Record`]: a put or a delete of one key    |
@@ -303,6 +304,20 @@ impl Latest {
         &sled_key[1..]
     }
 
+    /// The pointer of a live key, followed by a copy of its newest record as stored under
+    /// `b'r'`: a chunk of keys that did not change since its snapshot is then one sequential
+    /// read of `b'k'`, in key order, whatever order the keys were written in.
+    pub(crate) fn encode_live(location: Location, record: &[u8]) -> Vec<u8> {
+        let latest = Latest {
+            location,
+            live: true,
+        };
+        let mut bytes = latest.encode();
+        bytes.extend_from_slice(record);
+        bytes
+    }
+
+    /// The sealed pointer alone: all a tombstone holds.
     pub(crate) fn encode(self) -> Vec<u8> {
         let mut payload = [0u8; 13];
         payload[..8].copy_from_slice(&self.location.revision.to_key_bytes());
@@ -315,14 +330,26 @@ impl Latest {
         seal(&payload)
     }
 
+    /// Decodes a latest pointer; see [`Latest::decode_with_record`].
     pub(crate) fn decode(user_key: &[u8], bytes: &[u8]) -> Result<Self> {
+        Latest::decode_with_record(user_key, bytes).map(|(latest, _)| latest)
+    }
+
+    /// Decodes a latest pointer and returns, for a live key, the stored bytes of its newest
+    /// record (decode them with [`Record::decode`]).
+    pub(crate) fn decode_with_record<'b>(
+        user_key: &[u8],
+        bytes: &'b [u8],
+    ) -> Result<(Self, Option<&'b [u8]>)> {
         let corrupted = |reason: String| {
             Error::corrupted(
                 format!("latest pointer of key {}", crate::display_key(user_key)),
                 reason,
             )
         };
-        let payload = unseal(bytes).map_err(corrupted)?;
+        let pointer_len = (4 + 13).min(bytes.len());
+        let (pointer, record) = bytes.split_at(pointer_len);
+        let payload = unseal(pointer).map_err(corrupted)?;
         let [r0, r1, r2, r3, r4, r5, r6, r7, s0, s1, s2, s3, state] = *payload else {
             return Err(corrupted(format!(
                 "payload of {} bytes, expected 13",
@@ -334,13 +361,27 @@ impl Latest {
             LATEST_TOMBSTONE => false,
             other => return Err(corrupted(format!("unknown state byte {other}"))),
         };
-        Ok(Latest {
+        let latest = Latest {
             location: Location {
                 revision: Revision::from_key_bytes([r0, r1, r2, r3, r4, r5, r6, r7]),
                 sub: u32::from_be_bytes([s0, s1, s2, s3]),
             },
             live,
-        })
+        };
+        match (live, record.is_empty()) {
+            (true, false) => {
+                // Checked here, so that open, which reads every pointer, refuses a damaged copy
+                // as it refuses a damaged pointer: a crc32 costs little next to reading it.
+                unseal(record).map_err(|reason| corrupted(format!("its record copy: {reason}")))?;
+                Ok((latest, Some(record)))
+            }
+            (false, true) => Ok((latest, None)),
+            (true, true) => Err(corrupted("a live key's pointer without its record".into())),
+            (false, false) => Err(corrupted(format!(
+                "{} bytes after a tombstone's pointer",
+                record.len()
+            ))),
+        }
     }
 }
 
@@ -677,6 +718,46 @@ mod tests {
             let err = value.join(location, case.into_iter().map(Ok)).unwrap_err();
             assert!(matches!(err, Error::Corrupted { .. }), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn a_live_pointer_carries_its_record_and_a_tombstone_nothing() {
+        let location = Location {
+            revision: Revision::new(9),
+            sub: 7,
+        };
+        let record = put_record().encode();
+        let live = Latest::encode_live(location, &record);
+        let (latest, copy) = Latest::decode_with_record(b"k", &live).unwrap();
+        assert_eq!(
+            latest,
+            Latest {
+                location,
+                live: true
+            }
+        );
+        assert_eq!(
+            Record::decode(location, copy.unwrap()).unwrap(),
+            put_record()
+        );
+        assert!(
+            Latest::decode(b"k", &live[..17]).is_err(),
+            "live without its record"
+        );
+        let mut tombstone = Latest {
+            location,
+            live: false,
+        }
+        .encode();
+        assert_eq!(
+            Latest::decode_with_record(b"k", &tombstone).unwrap().1,
+            None
+        );
+        tombstone.push(0);
+        assert!(
+            Latest::decode(b"k", &tombstone).is_err(),
+            "a tombstone with trailing bytes"
+        );
     }
 
     #[test]

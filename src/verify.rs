@@ -383,8 +383,13 @@ impl Verifier<'_> {
                 self.unpointed(unpointed, location);
             }
             let indexed = index.next_if(|(k, _)| ***k == *key).map(|(_, l)| *l);
-            let latest = match Latest::decode(key, &bytes) {
-                Ok(latest) => latest,
+            let latest = match Latest::decode_with_record(key, &bytes) {
+                Ok((latest, copy)) => {
+                    if let Some(copy) = copy {
+                        self.record_copy(key, latest.location, copy)?;
+                    }
+                    latest
+                }
                 Err(error) => {
                     self.undecodable(error)?;
                     continue;
@@ -414,6 +419,23 @@ impl Verifier<'_> {
             self.unpointed(unpointed, location);
         }
         Ok(heads)
+    }
+
+    /// The copy of a live key's newest record in its latest pointer must be that record.
+    fn record_copy(&mut self, key: &[u8], location: Location, copy: &[u8]) -> Result<()> {
+        let stored = self.shared.data.get(location.record_key())?;
+        // A damaged record is reported by the record scan; its copy is then no news.
+        let record_decodes = stored
+            .as_deref()
+            .is_some_and(|stored| Record::decode(location, stored).is_ok());
+        if record_decodes && stored.as_deref() != Some(copy) {
+            self.found(
+                Check::LatestPointers,
+                format!("latest pointer of key {}", display_key(key)),
+                format!("its copy of the record at {location} differs from the record"),
+            );
+        }
+        Ok(())
     }
 
     /// Where the key is live at the checked revision according to disk, following its changes

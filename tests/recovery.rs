@@ -111,10 +111,28 @@ fn a_damaged_record_is_a_corrupted_error_naming_its_revision() -> revkv::Result<
     assert!(matches!(err, Error::Corrupted { .. }), "{err}");
     assert!(err.to_string().contains("revision 1"), "{err}");
     assert_eq!(db.get("b")?.expect("undamaged").value, b"second");
-    assert_eq!(
-        db.list(&ListOptions::all()).unwrap_err().reason(),
-        "Corrupted"
-    );
+    // A list reads the copy in the latest pointer of a key unchanged since its revision.
+    assert_eq!(db.list(&ListOptions::all())?.items.len(), 2);
+    assert!(db.verify()?.finding_count() > 0);
+    Ok(())
+}
+
+#[test]
+fn a_damaged_record_copy_in_a_latest_pointer_fails_the_open() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let db = Db::open(&path)?;
+        db.put("a", "first")?;
+        db.put("b", "second")?;
+    }
+    damage(&path, b"ka", |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+    });
+    let err = Db::open(&path).unwrap_err();
+    assert!(matches!(err, Error::Corrupted { .. }), "{err}");
+    assert!(err.to_string().contains("key \"a\""), "{err}");
     Ok(())
 }
 

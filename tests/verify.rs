@@ -115,7 +115,7 @@ fn a_commit_time_earlier_than_the_one_before_it_is_found() -> revkv::Result<()> 
 #[test]
 fn a_latest_pointer_to_another_keys_record_is_found() -> revkv::Result<()> {
     let report = verify_after(|tree| {
-        tree.insert(raw_key::latest("a"), latest_pointer(6, 0, true))
+        tree.insert(raw_key::latest("a"), latest_pointer(tree, 6, 0, true))
             .expect("sled writes");
     })?;
     assert_found(
@@ -130,7 +130,7 @@ fn a_latest_pointer_to_another_keys_record_is_found() -> revkv::Result<()> {
 #[test]
 fn a_latest_pointer_that_calls_a_tombstone_live_is_found() -> revkv::Result<()> {
     let report = verify_after(|tree| {
-        tree.insert(raw_key::latest("b"), latest_pointer(5, 0, true))
+        tree.insert(raw_key::latest("b"), latest_pointer(tree, 5, 0, true))
             .expect("sled writes");
     })?;
     assert_found(
@@ -190,7 +190,7 @@ fn a_tombstone_pointer_left_by_a_finished_compaction_is_found() -> revkv::Result
             .get(raw_key::latest("b"))
             .expect("sled reads")
             .is_none());
-        tree.insert(raw_key::latest("b"), latest_pointer(5, 0, false))
+        tree.insert(raw_key::latest("b"), latest_pointer(tree, 5, 0, false))
             .expect("sled writes");
     });
     assert_found(

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use super::options::{prefix_end, tighter_lower, tighter_upper, ListOptions};
 use crate::encoding::Location;
 use crate::index::{Key, View};
-use crate::store::{holding_key, Shared};
+use crate::store::Shared;
 use crate::{Entry, Result};
 
 /// What a chunk read, and where the next one starts.
@@ -118,10 +118,8 @@ pub(super) fn read(
         } else {
             run.len()
         };
-        let locations: Vec<_> = run[..plain].iter().map(|(_, location)| *location).collect();
-        let entries = shared.live_entries(&locations, view.revision)?;
-        for (position, ((key, location), entry)) in run[..plain].iter().zip(entries).enumerate() {
-            let entry = holding_key(entry, key, *location)?;
+        let entries = shared.live_entries(&run[..plain], view.revision, options.reverse)?;
+        for (position, ((key, _), entry)) in run[..plain].iter().zip(entries).enumerate() {
             examined += 1;
             if options.labels.matches(&entry.labels) && options.fields.matches(&entry.fields) {
                 chunk.items.push(entry);

@@ -17,6 +17,7 @@ use crate::encoding::{self, Latest, Location, Meta, Record, Value};
 use crate::identity::Identity;
 use crate::index::{Index, Key, Tree, View};
 use crate::{Entry, Error, Result, Revision};
+use sled::IVec;
 
 /// When a write is acknowledged relative to reaching the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -505,46 +506,68 @@ impl Shared {
         }
     }
 
-    /// The entries of live keys at `locations`, in the order given.
+    /// The entries of the live keys of `run`, a run of a view at `revision` in key order
+    /// (descending when `reverse`), in that order.
     ///
-    /// A sled point read descends the whole sled tree; a chunk's records usually sit close
-    /// together in the log (keys written by the same or nearby revisions), so they are read in
-    /// location order, walking one range iterator across short gaps and seeking across long ones.
+    /// Every live key's latest pointer carries a copy of its newest record, so the keys that
+    /// did not change since the view are read with one sled range scan over the pointers, in
+    /// key order, whatever order they were written in; only keys changed since are read from
+    /// their records by location.
     pub(crate) fn live_entries(
         &self,
-        locations: &[Location],
+        run: &[(Key, Location)],
         revision: Revision,
+        reverse: bool,
     ) -> Result<Vec<Entry>> {
-        let mut order: Vec<usize> = (0..locations.len()).collect();
-        order.sort_unstable_by_key(|&i| locations[i]);
-        let mut found: Vec<Option<Entry>> = vec![None; locations.len()];
-        let mut walk = None;
-        for i in order {
-            let wanted = locations[i];
-            let bytes = match walk
-                .as_mut()
-                .and_then(|records| walk_to(records, &wanted.record_key()))
-            {
-                Some(reached) => reached?,
-                None => {
-                    let records = walk.insert(self.data.range(wanted.record_key()..).peekable());
-                    walk_to(records, &wanted.record_key())
-                        .expect("a fresh walk starts at the key")?
+        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
+            return Ok(Vec::new());
+        };
+        let (low, high) = if reverse {
+            (last, first)
+        } else {
+            (first, last)
+        };
+        let pointers = self
+            .data
+            .range(Latest::sled_key(low)..=Latest::sled_key(high));
+        let mut pointers: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
+            Box::new(pointers.rev())
+        } else {
+            Box::new(pointers)
+        };
+        let mut pointer = pointers.next().transpose()?;
+        let mut entries = Vec::with_capacity(run.len());
+        for (key, location) in run {
+            let (key, location) = (&**key, *location);
+            let before = |at: &IVec| {
+                let at = Latest::user_key(at);
+                if reverse {
+                    at > key
+                } else {
+                    at < key
                 }
             };
-            let Some(bytes) = bytes else {
-                self.check_not_compacted(revision)?;
-                return Err(Error::corrupted(
-                    wanted.to_string(),
-                    "the record of a live key is missing",
-                ));
+            while pointer.as_ref().is_some_and(|(at, _)| before(at)) {
+                pointer = pointers.next().transpose()?;
+            }
+            let inline = match &pointer {
+                Some((at, bytes)) if Latest::user_key(at) == key => {
+                    match Latest::decode_with_record(key, bytes)? {
+                        (latest, Some(record)) if latest.location == location => {
+                            Some(Record::decode(location, record)?)
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
             };
-            found[i] = Some(self.entry_of(wanted, Record::decode(wanted, &bytes)?)?);
+            let entry = match inline {
+                Some(record) => self.entry_of(location, record)?,
+                None => self.live_entry(location, revision)?,
+            };
+            entries.push(holding_key(entry, key, location)?);
         }
-        Ok(found
-            .into_iter()
-            .map(|entry| entry.expect("every location was visited"))
-            .collect())
+        Ok(entries)
     }
 
     pub(crate) fn get_in_view(&self, view: &View, key: &[u8]) -> Result<Option<Entry>> {
@@ -583,36 +606,6 @@ impl Shared {
         }
         Ok(())
     }
-}
-
-/// Advances `records` to `key`, skipping at most a few records on the way: `Some(Ok(Some))`
-/// when the record is there, `Some(Ok(None))` when it is not, `None` when it is too far ahead
-/// to walk to (seek instead).
-fn walk_to(
-    records: &mut std::iter::Peekable<sled::Iter>,
-    key: &[u8],
-) -> Option<Result<Option<sled::IVec>>> {
-    /// Skipping one record costs far less than a seek, which descends the whole sled tree.
-    const MAX_SKIP: usize = 16;
-    for _ in 0..=MAX_SKIP {
-        match records.peek() {
-            Some(Ok((at, _))) if at.as_ref() < key => {
-                records.next();
-            }
-            Some(Ok((at, _))) if at.as_ref() == key => {
-                return records
-                    .next()
-                    .map(|item| item.map(|(_, bytes)| Some(bytes)).map_err(Error::from));
-            }
-            Some(Ok(_)) | None => return Some(Ok(None)),
-            Some(Err(_)) => {
-                return records
-                    .next()
-                    .map(|item| item.map(|_| None).map_err(Error::from))
-            }
-        }
-    }
-    None
 }
 
 /// Opens sled, waiting up to [`LOCK_WAIT`] for its directory lock.

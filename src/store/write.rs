@@ -147,10 +147,17 @@ struct Staged {
 /// One transaction's writes, held apart until the whole transaction staged without error.
 #[derive(Default)]
 struct Changes {
-    records: Vec<(Location, Vec<u8>)>,
+    records: Vec<Staging>,
     /// The sealed parts of the large values among `records`.
     parts: Vec<(Location, Vec<Vec<u8>>)>,
-    pointers: Vec<(Vec<u8>, Latest)>,
+}
+
+/// One change of one key: its record, which also becomes the key's latest pointer.
+struct Staging {
+    key: Vec<u8>,
+    location: Location,
+    record: Vec<u8>,
+    live: bool,
 }
 
 impl Staged {
@@ -163,11 +170,25 @@ impl Staged {
         commit_time: (Revision, u64),
         read_later: bool,
     ) {
-        for (location, bytes) in changes.records {
-            let bytes = IVec::from(bytes);
-            self.batch.insert(&location.record_key(), bytes.clone());
+        for staging in changes.records {
+            let Staging {
+                key,
+                location,
+                record,
+                live,
+            } = staging;
+            let latest = Latest { location, live };
+            let pointer = if live {
+                Latest::encode_live(location, &record)
+            } else {
+                latest.encode()
+            };
+            self.batch.insert(Latest::sled_key(&key), pointer);
+            tombstones.track(key, latest);
+            let record = IVec::from(record);
+            self.batch.insert(&location.record_key(), record.clone());
             if read_later {
-                self.records.insert(location, bytes);
+                self.records.insert(location, record);
             }
         }
         for (location, parts) in changes.parts {
@@ -178,10 +199,6 @@ impl Staged {
             if read_later {
                 self.parts.insert(location, parts);
             }
-        }
-        for (key, latest) in changes.pointers {
-            self.batch.insert(Latest::sled_key(&key), latest.encode());
-            tombstones.track(key, latest);
         }
         let (revision, millis) = commit_time;
         self.batch.insert(
@@ -481,14 +498,12 @@ impl Shared {
                 fields: put.fields,
             }),
         };
-        changes.records.push((location, record.encode()));
-        changes.pointers.push((
-            record.key.clone(),
-            Latest {
-                location,
-                live: true,
-            },
-        ));
+        changes.records.push(Staging {
+            key: record.key.clone(),
+            location,
+            record: record.encode(),
+            live: true,
+        });
         next.tree.insert(Key::from(record.key), location);
         Ok(())
     }
@@ -504,14 +519,12 @@ fn stage_delete(next: &mut View, changes: &mut Changes, location: Location, key:
         prev: Some(current),
         change: Change::Delete,
     };
-    changes.records.push((location, record.encode()));
-    changes.pointers.push((
-        record.key,
-        Latest {
-            location,
-            live: false,
-        },
-    ));
+    changes.records.push(Staging {
+        record: record.encode(),
+        key: record.key,
+        location,
+        live: false,
+    });
     true
 }
 

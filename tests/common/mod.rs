@@ -317,13 +317,21 @@ pub mod raw_key {
     }
 }
 
-/// The value of a latest pointer: the location of the key's newest change, and whether the
-/// key is live.
-pub fn latest_pointer(revision: u64, sub: u32, live: bool) -> Vec<u8> {
+/// The value of a latest pointer as revkv writes it: the location of the key's newest change,
+/// whether the key is live, and for a live key a copy of the record stored at that location.
+pub fn latest_pointer(tree: &sled::Tree, revision: u64, sub: u32, live: bool) -> Vec<u8> {
     let mut payload = revision.to_be_bytes().to_vec();
     payload.extend_from_slice(&sub.to_be_bytes());
     payload.push(u8::from(live));
-    seal(&payload)
+    let mut pointer = seal(&payload);
+    if live {
+        let record = tree
+            .get(raw_key::record(revision, sub))
+            .expect("sled reads")
+            .expect("a record to copy");
+        pointer.extend_from_slice(&record);
+    }
+    pointer
 }
 
 /// A metadata or commit-time value.
