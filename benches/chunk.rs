@@ -1,8 +1,11 @@
-//! One list chunk (limit 500, 256-byte values, exact remaining count included) at the first,
-//! middle and last position of collections of 10k, 100k and 1M keys, on a store on disk.
+//! One list chunk (limit 500, exact remaining count included) at the first, middle and last
+//! position of collections of 10k, 100k and 1M keys written, on a store on disk. The chunks
+//! list `/registry/configmaps/` across its 100 namespaces; the collection is written as
+//! `REVKV_BENCH_WORKLOAD` says (`interleaved`, with churn, by default; see `benches/common`).
 //!
 //! `cargo bench --bench chunk` (add `--no-default-features` for the system allocator);
-//! `REVKV_BENCH_SIZES=10000,100000,1000000` chooses the sizes.
+//! `REVKV_BENCH_SIZES=10000,100000,1000000` chooses the sizes, `REVKV_BENCH_VALUE_SIZE` the
+//! values' length (256).
 
 mod common;
 
@@ -36,7 +39,8 @@ fn sizes() -> Vec<u64> {
         .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000])
 }
 
-/// The options of the chunk that starts `position` items into the list.
+/// The options of the chunk that starts `position` items into the list, continuing from a
+/// token as a client does.
 fn chunk_at(db: &Db, position: usize) -> ListOptions {
     let base = ListOptions::prefix(PREFIX).limit(LIMIT);
     if position == 0 {
@@ -51,16 +55,20 @@ fn chunk_at(db: &Db, position: usize) -> ListOptions {
 fn chunk(c: &mut Criterion) {
     let mut group = c.benchmark_group("chunk");
     group.measurement_time(Duration::from_secs(5));
+    let workload = common::workload();
     for keys in sizes() {
-        let count = usize::try_from(keys).expect("a collection fits in memory");
-        let db = common::loaded_store(common::options(count.max(LIMIT)), keys);
-        for (name, position) in [("first", 0), ("middle", count / 2), ("last", count - LIMIT)] {
+        let live = usize::try_from(common::live(keys)).expect("a collection fits in memory");
+        assert!(live >= 2 * LIMIT, "{keys} keys leave fewer than two chunks");
+        let db = common::loaded_store(common::options(live.max(LIMIT)), keys);
+        for (name, position) in [("first", 0), ("middle", live / 2), ("last", live - LIMIT)] {
             let options = chunk_at(&db, position);
-            group.bench_with_input(BenchmarkId::new(name, keys), &options, |b, options| {
+            let remaining = Some((live - position - LIMIT) as u64);
+            let id = BenchmarkId::new(format!("{workload}/{name}"), keys);
+            group.bench_with_input(id, &options, |b, options| {
                 b.iter(|| {
                     let page = db.list(options).expect("chunk");
                     assert_eq!(page.items.len(), LIMIT);
-                    page.remaining
+                    assert_eq!(page.remaining, remaining);
                 });
             });
         }

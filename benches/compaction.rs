@@ -1,12 +1,14 @@
-//! Compaction, after every key of the collection was rewritten once:
+//! Compaction, after every live key of the collection was rewritten once (the churn's own
+//! garbage is compacted away first, untimed):
 //!
-//! - `compaction/compact`: the compaction itself (records removed per second);
-//! - `compaction/chunk_idle` and `compaction/chunk_while_compacting`: the first chunk of 500 of
-//!   the collection, with no compaction running and while one runs. Only chunks that start
-//!   while a compaction runs are timed; the rewrites that make the next garbage are not.
+//! - `compaction/<workload>/compact`: the compaction itself (records removed per second);
+//! - `compaction/<workload>/chunk_idle` and `.../chunk_while_compacting`: the first chunk of
+//!   500 of the collection, with no compaction running and while one runs. Only chunks that
+//!   start while a compaction runs are timed; the rewrites that make the next garbage are not.
 //!
-//! `cargo bench --bench compaction`; `REVKV_BENCH_KEYS` sets the collection's size (100,000).
-//! `revkv bench` reports the same figures with percentiles.
+//! `cargo bench --bench compaction`; `REVKV_BENCH_KEYS` sets the collection's size (100,000),
+//! `REVKV_BENCH_WORKLOAD` how it is written (see `benches/common`). `revkv bench` reports the
+//! same figures with percentiles.
 
 mod common;
 
@@ -22,17 +24,17 @@ use common::{size_from_env, LIMIT, PREFIX};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Rewrites every key once more, then compacts at the newest revision; returns how long the
-/// compaction took.
-fn rewrite_and_compact(db: &Db, keys: u64, version: &mut u64) -> Duration {
-    *version += 1;
-    common::write_collection(db, keys, *version, None);
+/// Rewrites every live key once more, then compacts at the newest revision; returns how long
+/// the compaction took.
+fn rewrite_and_compact(db: &Db, keys: u64, live: u64, round: &mut u64) -> Duration {
+    *round += 1;
+    common::rewrite_collection(db, keys, *round);
     let started = Instant::now();
     let report = db.compact(db.current_revision()).expect("compact");
     let elapsed = started.elapsed();
     assert_eq!(
-        report.removed_records, keys,
-        "one superseded record per key"
+        report.removed_records, live,
+        "one superseded record per live key"
     );
     elapsed
 }
@@ -47,30 +49,36 @@ fn first_chunk(db: &Db) {
 fn compaction(c: &mut Criterion) {
     let keys = size_from_env("REVKV_BENCH_KEYS", 100_000);
     let db = common::loaded_store(common::options(LIMIT), keys);
-    let mut version = 0;
+    db.compact(db.current_revision())
+        .expect("compact the churn");
+    let live = common::live(keys);
+    let workload = common::workload();
+    let mut round = 0;
     let mut group = c.benchmark_group("compaction");
     group.sample_size(10);
 
-    group.throughput(Throughput::Elements(keys));
-    group.bench_function(BenchmarkId::new("compact", keys), |b| {
+    group.throughput(Throughput::Elements(live));
+    group.bench_function(BenchmarkId::new(format!("{workload}/compact"), keys), |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| rewrite_and_compact(&db, keys, &mut version))
+                .map(|_| rewrite_and_compact(&db, keys, live, &mut round))
                 .sum()
         });
     });
 
     group.throughput(Throughput::Elements(1));
-    group.bench_function(BenchmarkId::new("chunk_idle", keys), |b| {
+    let id = BenchmarkId::new(format!("{workload}/chunk_idle"), keys);
+    group.bench_function(id, |b| {
         b.iter(|| first_chunk(&db));
     });
-    group.bench_function(BenchmarkId::new("chunk_while_compacting", keys), |b| {
+    let id = BenchmarkId::new(format!("{workload}/chunk_while_compacting"), keys);
+    group.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             let mut done = 0;
             while done < iters {
-                version += 1;
-                common::write_collection(&db, keys, version, None);
+                round += 1;
+                common::rewrite_collection(&db, keys, round);
                 let compacting = AtomicBool::new(true);
                 std::thread::scope(|scope| {
                     scope.spawn(|| {

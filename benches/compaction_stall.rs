@@ -1,8 +1,9 @@
 //! Chunk and durable-put latency while a compaction runs, against the same store idle.
 //!
-//! `cargo bench --bench compaction_stall`. It writes `REVKV_STALL_KEYS` keys (100,000 by
-//! default) `REVKV_STALL_VERSIONS` times (11), so compacting at the head deletes
-//! keys × (versions − 1) superseded records. Then, for 5 s idle (after 2 s of warm-up) and for
+//! `cargo bench --bench compaction_stall`. It loads the collection of `REVKV_STALL_KEYS` keys
+//! (100,000 by default) as `REVKV_BENCH_WORKLOAD` says (see `benches/common`), then rewrites
+//! its live keys until each was written `REVKV_STALL_VERSIONS` times (11), so compacting at the
+//! head deletes about keys × (versions − 1) superseded records, and the churn's. Then, for 5 s idle (after 2 s of warm-up) and for
 //! the whole compaction, one thread reads 500-item chunks at spread positions while another
 //! makes durable puts; it prints p50/p99 of both, the ratios, and the compaction time.
 //! `REVKV_STALL_UNPACED=1` compacts without pauses, for comparison.
@@ -29,8 +30,9 @@ struct Latencies {
     puts: Vec<Duration>,
 }
 
-/// Reads chunks and writes puts until `done` is set (or `duration` passes, when given).
-fn measure(db: &Db, keys: u64, done: &AtomicBool, duration: Option<Duration>) -> Latencies {
+/// Reads chunks of the collection whose live keys are `live` and writes puts until `done` is
+/// set (or `duration` passes, when given).
+fn measure(db: &Db, live: &[String], done: &AtomicBool, duration: Option<Duration>) -> Latencies {
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| {
             let mut puts = Vec::new();
@@ -50,9 +52,9 @@ fn measure(db: &Db, keys: u64, done: &AtomicBool, duration: Option<Duration>) ->
             if done.load(Ordering::Acquire) || duration.is_some_and(|d| started.elapsed() >= d) {
                 break;
             }
-            let position = (i * 7919) % (keys - LIMIT as u64);
+            let position = (i * 7919) as usize % (live.len() - LIMIT);
             let options = ListOptions::prefix(PREFIX)
-                .start_after(common::key(PREFIX, position))
+                .start_after(live[position].as_str())
                 .limit(LIMIT);
             let chunk_started = Instant::now();
             let page = db.list(&options).expect("chunk");
@@ -97,19 +99,25 @@ fn main() {
             .durability(Durability::Buffered)
             .open(&path)
             .expect("open");
-        for version in 0..versions {
-            common::write_collection(&db, keys, version, None);
+        common::load_collection(&db, keys, None);
+        for round in 1..versions {
+            common::rewrite_collection(&db, keys, round);
         }
     }
+    let live = common::live_keys(keys);
+    assert!(
+        live.len() > LIMIT,
+        "REVKV_STALL_KEYS leaves more than one chunk, {LIMIT}"
+    );
     let db = Db::options()
         .retention(Retention::Manual)
         .paced_compaction(paced)
         .open(&path)
         .expect("reopen");
-    measure(&db, keys, &AtomicBool::new(false), Some(WARM_UP));
+    measure(&db, &live, &AtomicBool::new(false), Some(WARM_UP));
     let idle = report(
         "idle",
-        measure(&db, keys, &AtomicBool::new(false), Some(IDLE)),
+        measure(&db, &live, &AtomicBool::new(false), Some(IDLE)),
     );
     let done = AtomicBool::new(false);
     let target = db.current_revision();
@@ -119,7 +127,7 @@ fn main() {
             done.store(true, Ordering::Release);
             report
         });
-        let latencies = measure(&db, keys, &done, None);
+        let latencies = measure(&db, &live, &done, None);
         (latencies, compactor.join().expect("compactor thread"))
     });
     let busy = report(if paced { "paced" } else { "unpaced" }, compacting);

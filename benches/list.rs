@@ -1,13 +1,15 @@
 //! Whole lists and filtered chunks, each read at a pinned revision:
 //!
-//! - `list/paged`: every key of the collection, page after page, each page with its exact
-//!   remaining count (items/s);
-//! - `list/filtered`: the first chunk of 500 entries labelled `bench=match`, when 1% of the
-//!   collection is.
+//! - `list/<workload>/paged`: every live key of the collection, page after page, each page with
+//!   its exact remaining count (items/s);
+//! - `list/<workload>/filtered`: the first chunk of 500 entries labelled `bench=match`, when 1%
+//!   of the collection is (one object in 100 of each namespace).
 //!
-//! `cargo bench --bench list`; `REVKV_BENCH_KEYS` sets the collection's size (100,000 by
-//! default; the README's figures use 1,000,000) and `REVKV_BENCH_PAGE` the page size of the
-//! paged list (10,000: the largest a store allows by default).
+//! `cargo bench --bench list`; `REVKV_BENCH_KEYS` sets the collection's size in keys written
+//! (100,000 by default; the README's figures use 1,000,000), `REVKV_BENCH_PAGE` the page size
+//! of the paged list (10,000: the largest a store allows by default), and
+//! `REVKV_BENCH_WORKLOAD` how the collection is written (`interleaved`, with churn, by
+//! default; see `benches/common`).
 
 mod common;
 
@@ -21,7 +23,7 @@ use common::{size_from_env, LIMIT, PREFIX};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// One key in this many carries the label the filtered chunk selects.
+/// One object in this many of each namespace carries the label the filtered chunk selects.
 const STRIDE: u64 = 100;
 
 /// Lists the whole collection in pages of `page`; returns how many entries it read.
@@ -68,17 +70,21 @@ fn list(c: &mut Criterion) {
     let keys = size_from_env("REVKV_BENCH_KEYS", 100_000);
     let page = size_from_env("REVKV_BENCH_PAGE", 10_000) as usize;
     let db = common::store(common::options(page.max(LIMIT)));
-    common::write_collection(&db, keys, 0, Some(STRIDE));
+    common::load_collection(&db, keys, Some(STRIDE));
+    let live = common::live(keys);
+    let workload = common::workload();
 
     let mut group = c.benchmark_group("list");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(keys));
-    group.bench_function(BenchmarkId::new(format!("paged_{page}"), keys), |b| {
-        b.iter(|| assert_eq!(list_all(&db, page), keys));
+    group.throughput(Throughput::Elements(live));
+    let id = BenchmarkId::new(format!("{workload}/paged_{page}"), keys);
+    group.bench_function(id, |b| {
+        b.iter(|| assert_eq!(list_all(&db, page), live));
     });
     group.throughput(Throughput::Elements(LIMIT as u64));
-    let expected = LIMIT.min(keys.div_ceil(STRIDE) as usize);
-    group.bench_function(BenchmarkId::new("filtered_1pct", keys), |b| {
+    let expected = LIMIT.min(common::selected(keys, STRIDE) as usize);
+    let id = BenchmarkId::new(format!("{workload}/filtered_1pct"), keys);
+    group.bench_function(id, |b| {
         let selector = "bench=match".parse().expect("a valid selector");
         b.iter(|| assert_eq!(filtered_chunk(&db, &selector), expected));
     });

@@ -1,8 +1,9 @@
 //! Opening a store of N keys: sled's open, and the index rebuilt from the latest-version
 //! entries (keys/s).
 //!
-//! `cargo bench --bench open`; `REVKV_BENCH_KEYS` sets the number of keys (100,000 by default;
-//! the README's figure uses 1,000,000).
+//! `cargo bench --bench open`; `REVKV_BENCH_KEYS` sets the number of keys written (100,000 by
+//! default; the README's figure uses 1,000,000), `REVKV_BENCH_WORKLOAD` how they are written
+//! (see `benches/common`).
 
 mod common;
 
@@ -22,12 +23,12 @@ fn open(c: &mut Criterion) {
     let path = dir.path().join("store");
     {
         let db = common::options(LIMIT).open(&path).expect("open");
-        common::write_collection(&db, keys, 0, None);
+        common::load_collection(&db, keys, None);
     }
     let mut group = c.benchmark_group("open");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(keys));
-    group.bench_function(BenchmarkId::from_parameter(keys), |b| {
+    group.throughput(Throughput::Elements(common::live(keys)));
+    group.bench_function(BenchmarkId::new(common::workload(), keys), |b| {
         b.iter_custom(|iters| {
             let mut timed = Duration::ZERO;
             for _ in 0..iters {

@@ -1,11 +1,18 @@
-//! What the benches share: temporary stores loaded with the keys and values `revkv load`
-//! generates, and sizes taken from the environment.
+//! What the benches share: temporary stores loaded with the collection `revkv bench` generates
+//! (`src/cli/load.rs`: the same keys, order, churn and values), and sizes and the workload taken
+//! from the environment:
+//!
+//! - `REVKV_BENCH_WORKLOAD`: `interleaved` (the default), `random` or `sequential`, as
+//!   `revkv bench --workload` (see its `--help`);
+//! - `REVKV_BENCH_VALUE_SIZE`: the length of the values, 256 bytes by default.
 
 // Each bench binary uses only part of this module, and none uses all of the CLI's.
 #![allow(dead_code)]
 
 use std::ops::Deref;
+use std::sync::OnceLock;
 
+use clap::ValueEnum;
 use revkv::{Db, Op, Options, Put, Retention, Txn};
 use tempfile::TempDir;
 
@@ -14,13 +21,16 @@ mod load;
 #[path = "../../src/cli/percentile.rs"]
 mod percentile;
 
-/// The listed collection.
-pub const PREFIX: &str = "bench/";
-pub const VALUE_SIZE: usize = 256;
+use load::{Change, Collection, Shape};
+
+/// The listed collection: ConfigMaps of every namespace.
+pub const PREFIX: &str = load::COLLECTION_PREFIX;
 /// The page size of the measured chunks.
 pub const LIMIT: usize = 500;
-/// Puts per loading transaction.
-const BATCH: u64 = 1000;
+/// Changes per loading transaction, as `revkv bench --batch` by default.
+const BATCH: usize = 1000;
+/// The label selected keys carry, when a load asks for one.
+pub const LABEL: (&str, &str) = ("bench", "match");
 
 /// A size from environment variable `name`, or `default`.
 pub fn size_from_env(name: &str, default: u64) -> u64 {
@@ -30,6 +40,37 @@ pub fn size_from_env(name: &str, default: u64) -> u64 {
             .parse()
             .unwrap_or_else(|_| panic!("{name} is a number of keys, not {value:?}"))
     })
+}
+
+/// The shape of the loaded collection, from `REVKV_BENCH_WORKLOAD`.
+fn shape() -> Shape {
+    static SHAPE: OnceLock<Shape> = OnceLock::new();
+    *SHAPE.get_or_init(|| {
+        std::env::var("REVKV_BENCH_WORKLOAD").map_or(Shape::Interleaved, |name| {
+            Shape::from_str(name.trim(), true).unwrap_or_else(|_| {
+                panic!("REVKV_BENCH_WORKLOAD is interleaved, random or sequential, not {name:?}")
+            })
+        })
+    })
+}
+
+/// The length of generated values, from `REVKV_BENCH_VALUE_SIZE`.
+pub fn value_size() -> usize {
+    static VALUE_SIZE: OnceLock<usize> = OnceLock::new();
+    *VALUE_SIZE.get_or_init(|| size_from_env("REVKV_BENCH_VALUE_SIZE", 256) as usize)
+}
+
+fn collection() -> Collection {
+    Collection {
+        shape: shape(),
+        value_size: value_size(),
+    }
+}
+
+/// The workload's name, for benchmark ids: figures of different workloads must not be
+/// compared as one.
+pub fn workload() -> &'static str {
+    shape().name()
 }
 
 /// Options for a benchmark store: no background compaction to disturb the figures, and room
@@ -45,32 +86,79 @@ pub fn nearest_rank(sorted: &[std::time::Duration], fraction: f64) -> std::time:
     percentile::nearest_rank(sorted, fraction)
 }
 
-/// Generated key `index` under `prefix`.
+/// Generated key `index` under `prefix`, outside the collection.
 pub fn key(prefix: &str, index: u64) -> String {
     load::key(prefix, index)
 }
 
 /// Generated value of key `index`, at `version` (0 for the first write).
 pub fn value(index: u64, version: u64) -> Vec<u8> {
-    load::value(index ^ (version << 40), VALUE_SIZE)
+    load::value(index ^ (version << 40), value_size())
 }
 
-/// Writes keys `0..keys` at `version`, labelling every `stride`-th one `bench=match` when a
-/// stride is given, in durable transactions of 1000 puts; makes everything durable.
-pub fn write_collection(db: &Db, keys: u64, version: u64, stride: Option<u64>) {
-    for start in (0..keys).step_by(BATCH as usize) {
-        let puts = (start..keys.min(start + BATCH)).map(|index| {
-            let put = Put::new(key(PREFIX, index), value(index, version));
-            match stride {
-                Some(stride) if index.is_multiple_of(stride) => {
-                    Op::Put(put.label("bench", "match"))
+/// Makes `changes` in order, in durable transactions of [`BATCH`], labelling every key the
+/// generator selects with `stride` when a stride is given.
+fn apply(db: &Db, collection: &Collection, changes: &[Change], stride: Option<u64>) {
+    for batch in changes.chunks(BATCH) {
+        let ops = batch.iter().map(|&change| match change {
+            Change::Put { index, version } => {
+                let put = Put::new(Collection::key(index), collection.value(index, version));
+                match stride {
+                    Some(stride) if Collection::selected(index, stride) => {
+                        Op::Put(put.label(LABEL.0, LABEL.1))
+                    }
+                    _ => Op::Put(put),
                 }
-                _ => Op::Put(put),
             }
+            Change::Delete { index } => Op::delete(Collection::key(index)),
         });
-        db.txn(Txn::new().then(puts)).expect("load");
+        db.txn(Txn::new().then(ops)).expect("load");
+    }
+}
+
+/// Writes the collection of `keys` keys in the workload's order, then churns it (overwrites
+/// and deletes, but not for `sequential`), labelling one object in `stride` of each namespace
+/// `bench=match` when a stride is given; makes everything durable.
+pub fn load_collection(db: &Db, keys: u64, stride: Option<u64>) {
+    let collection = collection();
+    for changes in collection.growth(0, keys) {
+        apply(db, &collection, &changes, stride);
     }
     db.flush().expect("flush");
+}
+
+/// Gives every live key of the collection of `keys` a new value, in the workload's order: one
+/// superseded record each. `round` counts the rewrites from 1, so that every value differs
+/// from the churn's and the earlier rounds'.
+pub fn rewrite_collection(db: &Db, keys: u64, round: u64) {
+    assert!(round > 0, "rewrites count from 1");
+    let collection = collection();
+    let changes = collection.rewrite(keys, load::CHURN_VERSION + round);
+    apply(db, &collection, &changes, None);
+    db.flush().expect("flush");
+}
+
+/// The live keys of the loaded collection of `keys`, in key order: what a full list returns.
+pub fn live_keys(keys: u64) -> Vec<String> {
+    collection()
+        .live_in_key_order(keys)
+        .into_iter()
+        .map(Collection::key)
+        .collect()
+}
+
+/// How many live keys the collection of `keys` has.
+pub fn live(keys: u64) -> u64 {
+    collection().live_in_key_order(keys).len() as u64
+}
+
+/// How many live keys of the collection of `keys` a selector for `stride` matches.
+pub fn selected(keys: u64, stride: u64) -> u64 {
+    collection()
+        .live_in_key_order(keys)
+        .into_iter()
+        .filter(|&index| Collection::selected(index, stride))
+        .count() as u64
 }
 
 /// A store in a temporary directory on disk, removed when dropped. Not `Options::temporary`:
@@ -97,9 +185,9 @@ pub fn store(options: Options) -> Store {
     }
 }
 
-/// A store opened with `options`, holding keys `0..keys`.
+/// A store opened with `options`, holding the collection of `keys`.
 pub fn loaded_store(options: Options, keys: u64) -> Store {
     let store = store(options);
-    write_collection(&store, keys, 0, None);
+    load_collection(&store, keys, None);
     store
 }

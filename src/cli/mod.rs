@@ -88,7 +88,9 @@ enum Command {
     /// that the pages form the snapshot of the first one.
     Demo,
     /// Measures chunk latency, full lists, writes, compaction, open time and index memory on a
-    /// temporary store (and on peers, with the `peers` feature); writes JSON and SVG plots.
+    /// temporary store (and on peers, with the `peers` feature), loaded with Kubernetes-like
+    /// collections written interleaved or in random order with churn (`--workload`); writes
+    /// JSON and SVG plots.
     Bench(bench::BenchArgs),
     /// Checks every stored entry against the store's invariants (reads all history); exits
     /// with status 1 when anything is wrong.

@@ -13,7 +13,8 @@ use tempfile::TempDir;
 
 use super::engine::{Chunk, Engine, Error, Filtered, MAX_FILTER_LIMIT};
 use super::report::Open;
-use super::workload::{Item, Workload, LABEL, PREFIX};
+use super::workload::{Item, Workload, Write, LABEL, PREFIX};
+use crate::cli::load::Collection;
 
 /// Seeking a cursor pages through the list in chunks of this size, so that seeking deep into a
 /// large collection never holds more than one such chunk.
@@ -70,15 +71,15 @@ impl Revkv {
             .expect("the store is open outside `reopen`")
     }
 
-    /// Resident memory per key after opening: the whole store's, and the index's (the store's
-    /// less sled's own, less the key bytes). Each is weighed in a new process (`revkv bench
+    /// Resident memory per live key after opening: the whole store's, and the index's (the
+    /// store's less sled's own, less the key bytes). Each is weighed in a new process (`revkv bench
     /// --weigh-open`), where no memory of earlier stores lingers in the allocator to be reused.
     fn weigh(&self, keys: u64) -> Result<(Option<f64>, Option<f64>), Error> {
         let store = self.weigh_in_new_process(Part::Store)?;
         let sled = self.weigh_in_new_process(Part::Sled)?;
         let per_key = |bytes: i64| bytes as f64 / keys as f64;
-        // Generated keys are the prefix and eight digits.
-        let key_bytes = (PREFIX.len() + 8) as f64;
+        // Generated keys all have the same length.
+        let key_bytes = Collection::key(0).len() as f64;
         let index = store
             .zip(sled)
             .map(|(store, sled)| per_key(store - sled) - key_bytes);
@@ -136,16 +137,30 @@ pub(super) fn weigh_open(dir: &Path, part: Part) -> revkv::Result<()> {
             print_growth(before);
         }
         Part::Sled => {
-            let sled = sled::Config::new()
+            let mut config = sled::Config::new()
                 .path(dir)
-                .cache_capacity(WEIGHING_CACHE_BYTES)
-                .open()?;
+                .cache_capacity(WEIGHING_CACHE_BYTES);
+            if let Some(size) = segment_size(dir) {
+                config = config.segment_size(size);
+            }
+            let sled = config.open()?;
             // The store's one tree (DESIGN.md, on-disk layout).
             let _tree = sled.open_tree("revkv")?;
             print_growth(before);
         }
     }
     Ok(())
+}
+
+/// The segment size the store's sled was made with, from sled's `conf` file: sled opens a
+/// database only with the size it was made with, which is the store's choice, not sled's
+/// default.
+fn segment_size(dir: &Path) -> Option<usize> {
+    // The file ends in a binary checksum.
+    let conf = fs::read(dir.join("conf")).ok()?;
+    String::from_utf8_lossy(&conf)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size:")?.trim().parse().ok())
 }
 
 /// Prints how much the resident size grew since it was `before`.
@@ -188,9 +203,12 @@ impl Engine for Revkv {
         "revkv"
     }
 
-    fn write(&self, items: &[Item]) -> Result<(), Error> {
-        self.db()
-            .txn(Txn::new().then(items.iter().map(|item| Op::Put(put(item)))))?;
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        let ops = writes.iter().map(|write| match write {
+            Write::Put(item) => Op::Put(put(item)),
+            Write::Delete(key) => Op::delete(key.as_bytes()),
+        });
+        self.db().txn(Txn::new().then(ops))?;
         Ok(())
     }
 
@@ -203,7 +221,9 @@ impl Engine for Revkv {
         ListOptions::prefix(PREFIX)
     }
 
-    fn seek(&self, position: u64) -> Result<ListOptions, Error> {
+    /// Pages through the list to `position`, so that the cursor is a continue token, as a
+    /// client holds.
+    fn seek(&self, position: u64, _after: Option<&str>) -> Result<ListOptions, Error> {
         let mut cursor = self.first();
         let mut left = position;
         while left > 0 {

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::report::Open;
-use super::workload::Item;
+use super::workload::{Item, Write};
 
 /// One store under test.
 pub(super) trait Engine: Sync {
@@ -21,13 +21,13 @@ pub(super) trait Engine: Sync {
         None
     }
 
-    /// How many writers load the initial keys at once: as many as the store gains from.
+    /// How many writers load and churn the collection at once: as many as the store gains from.
     fn load_streams(&self) -> usize {
         1
     }
 
-    /// Writes `items` as one atomic transaction, durably.
-    fn write(&self, items: &[Item]) -> Result<(), Error>;
+    /// Makes `writes` as one atomic transaction, durably. No key is in it twice.
+    fn write(&self, writes: &[Write]) -> Result<(), Error>;
 
     /// Writes one item durably, as a client's single update does.
     fn put(&self, item: &Item) -> Result<(), Error>;
@@ -35,12 +35,20 @@ pub(super) trait Engine: Sync {
     /// The start of a new list, at the newest revision.
     fn first(&self) -> Self::Cursor;
 
-    /// A cursor `position` items into a list pinned at the newest revision, as the previous
-    /// chunk would have left it.
-    fn seek(&self, position: u64) -> Result<Self::Cursor, Error>;
+    /// A cursor `position` items (more than none) into a list pinned at the newest revision, as
+    /// the previous chunk would have left it; `after` is the key of the item just before it,
+    /// which the generated data knows.
+    fn seek(&self, position: u64, after: Option<&str>) -> Result<Self::Cursor, Error>;
 
     /// Reads one chunk of at most `limit` items with the number of items after it.
     fn chunk(&self, cursor: &Self::Cursor, limit: usize) -> Result<Chunk<Self::Cursor>, Error>;
+
+    /// The number of items from `cursor` to the end of the list, asked for alone, where the
+    /// engine has such a request (etcd's `count_only`); `None` where it has not.
+    fn count(&self, cursor: &Self::Cursor) -> Result<Option<u64>, Error> {
+        let _ = cursor;
+        Ok(None)
+    }
 
     /// A chunk of `limit` items that match the workload's selector. Without server-side
     /// filtering a client does what the Kubernetes apiserver does on etcd: read chunks, keep the
@@ -65,8 +73,8 @@ pub(super) trait Engine: Sync {
     /// Compacts away all history below the newest revision; returns when it is done.
     fn compact(&self) -> Result<(), Error>;
 
-    /// Closes and reopens the store once `keys` are loaded, measuring how long opening takes
-    /// and what the index costs in memory. A server in another process cannot be measured from
+    /// Closes and reopens the store once the collection holds `keys` live keys, measuring how
+    /// long opening takes and what the index costs in memory. A server in another process cannot be measured from
     /// here: `None`.
     fn reopen(&mut self, keys: u64) -> Result<Option<Open>, Error> {
         let _ = keys;

@@ -3,7 +3,8 @@
 //! schema: the same workload in the same run, printed side by side, written as JSON and drawn
 //! as SVG.
 //!
-//! - `workload`: the generated data and every figure, written once against [`engine::Engine`];
+//! - `workload`: every figure, written once against [`engine::Engine`], on the collection that
+//!   `cli::load` generates (the same one the criterion benches load);
 //! - `embedded` (revkv) and `peers`: the engines;
 //! - `stats`: sampling and percentiles; `report`: the table, the JSON and the plots; `svg`: the
 //!   plotting.
@@ -23,16 +24,28 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, ValueEnum};
 
+use super::load::{Collection, Shape};
 use super::{Cli, Failure};
 use engine::Error;
-use report::{Machine, Report};
+use report::{Machine, Report, Run};
 use stats::Budget;
 use workload::Workload;
 
 #[derive(Args)]
+#[command(after_long_help = WORKLOADS_HELP)]
 pub(super) struct BenchArgs {
-    /// Collection sizes to measure chunks at. The largest also gets the depth sweep, the
-    /// filtered chunk, the full paged lists and the compaction.
+    /// How the collection is written; every figure is measured once per workload, each on a
+    /// new store (and on each peer).
+    #[arg(
+        long = "workload",
+        value_name = "SHAPE,...",
+        value_delimiter = ',',
+        default_value = "interleaved,random"
+    )]
+    workloads: Vec<Shape>,
+    /// Collection sizes to measure chunks at, in keys written (the churn then deletes about
+    /// 1%). The largest also gets the depth sweep, the filtered chunk, the full paged lists,
+    /// the chunks beside a writer and the compaction.
     #[arg(
         long,
         value_name = "N,...",
@@ -40,7 +53,8 @@ pub(super) struct BenchArgs {
         default_value = "10000,100000,1000000"
     )]
     keys: Vec<u64>,
-    /// The length of each value, in bytes.
+    /// The length of each value, in bytes (Kubernetes objects are a few hundred bytes to a few
+    /// KiB: try 4096 too).
     #[arg(long, value_name = "BYTES", default_value_t = 256)]
     value_size: usize,
     /// The limit of the measured chunks.
@@ -60,11 +74,11 @@ pub(super) struct BenchArgs {
     /// Concurrent durable writers.
     #[arg(long, value_name = "N", default_value_t = 8)]
     writers: usize,
-    /// Puts per transaction, for loading and for the batched writes.
+    /// Changes per transaction, for loading, churning and the batched writes.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     batch: usize,
-    /// Keys rewritten before the compaction, each leaving one record of garbage [default: the
-    /// largest size].
+    /// Live keys rewritten before the compaction, each leaving one record of garbage (the
+    /// churn's garbage is compacted away first, untimed) [default: all of the largest size].
     #[arg(long, value_name = "N")]
     overwrite: Option<u64>,
     /// Cursor depths sampled, evenly spaced from the first chunk to the last.
@@ -99,6 +113,24 @@ pub(super) struct BenchArgs {
     #[arg(long, value_name = "PART", hide = true, default_value = "store")]
     weigh_part: embedded::Part,
 }
+
+/// What `revkv bench --help` tells about the workloads.
+const WORKLOADS_HELP: &str = "\
+Workloads:
+  The collection is ConfigMaps of 100 namespaces: key i is
+  /registry/configmaps/ns-%03d/cm-%07d with ns = i % 100 and cm = i / 100, and the chunks
+  list the prefix /registry/configmaps/, across namespaces, as a cluster-wide list does.
+  interleaved  keys written in order of i, so that consecutive writes land in 100 places of
+               the key space, as a cluster's objects arrive; then churn: about 10% of the keys
+               (chosen pseudo-randomly, the same every run) overwritten and 1% deleted, in a
+               pseudo-random order
+  random       the same keys written in a pseudo-random order, then the same churn
+  sequential   the same keys written in key order, no churn: the best case, records in key
+               order on disk, as the benchmarks' key-order loads of bench/%08d keys had it
+  A larger size grows the smaller one: its new keys in the workload's order, then their churn.
+  Chunk checks count the live keys: a chunk must hold --limit items and report exactly the
+  items after it; a full list must return every live key. etcd and SQLite get the same
+  changes in the same order, in transactions of --batch changes.";
 
 /// What revkv is compared with.
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,7 +171,29 @@ impl BenchArgs {
                 .unwrap_or_else(|| usage("--cache-mib is too large"))
         });
         let largest = sizes.last().copied().unwrap_or(0);
+        let mut shapes = Vec::new();
+        for &shape in &self.workloads {
+            if !shapes.contains(&shape) {
+                shapes.push(shape);
+            }
+        }
+        let collection = |shape| Collection {
+            shape,
+            value_size: self.value_size,
+        };
+        let fewest_live = shapes
+            .iter()
+            .map(|&shape| collection(shape).live_in_key_order(smallest).len())
+            .min()
+            .unwrap_or(0);
+        if fewest_live < 2 * self.limit {
+            usage(&format!(
+                "the smallest size in --keys leaves {fewest_live} live keys after the churn, \
+                 fewer than twice --limit"
+            ));
+        }
         Workload {
+            shapes,
             overwrite: self.overwrite.unwrap_or(largest),
             sizes,
             value_size: self.value_size,
@@ -176,20 +230,28 @@ pub(super) fn run(args: BenchArgs) -> Result<(), Failure> {
         usage("--peer needs a revkv built with the `peers` feature (cargo build --release --features peers)");
     }
     let machine = Machine::detect();
-    let mut engines = Vec::new();
-    {
-        // Dropped before the peers run, so that its memory and files are gone.
-        let mut store = embedded::Revkv::create(&workload)?;
-        engines.push(workload::run(&mut store, &workload, u64::MAX)?);
-    }
-    #[cfg(feature = "peers")]
-    for &peer in &args.peers {
-        engines.push(peers::run(peer, &args, &workload)?);
+    let mut runs = Vec::new();
+    for &shape in &workload.shapes {
+        let mut engines = Vec::new();
+        {
+            // Dropped before the peers run, so that its memory and files are gone.
+            let mut store = embedded::Revkv::create(&workload)?;
+            engines.push(workload::run(&mut store, &workload, shape, u64::MAX)?);
+        }
+        #[cfg(feature = "peers")]
+        for &peer in &args.peers {
+            engines.push(peers::run(peer, &args, &workload, shape)?);
+        }
+        runs.push(Run {
+            workload: shape,
+            description: workload.collection(shape).describe(),
+            engines,
+        });
     }
     let report = Report {
         machine,
         workload,
-        engines,
+        runs,
     };
     print!("{}", report::table(&report));
     for path in report::write_files(&report, &args.out)? {

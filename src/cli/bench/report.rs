@@ -11,12 +11,23 @@ use serde::Serialize;
 use super::stats::{Latency, Throughput};
 use super::svg::{Axis, Plot, Scale, Series};
 use super::workload::Workload;
+use crate::cli::load::Shape;
 
 /// Everything one run measured.
 #[derive(Serialize)]
 pub(super) struct Report {
     pub(super) machine: Machine,
     pub(super) workload: Workload,
+    /// One per shape of the collection, in the order of `workload.shapes`.
+    pub(super) runs: Vec<Run>,
+}
+
+/// Every engine's figures with the collection of one shape.
+#[derive(Serialize)]
+pub(super) struct Run {
+    pub(super) workload: Shape,
+    /// How the collection was written.
+    pub(super) description: String,
     /// revkv first; the speedups compare every other engine with it.
     pub(super) engines: Vec<EngineReport>,
 }
@@ -66,9 +77,13 @@ pub(super) struct EngineReport {
     pub(super) sizes: Vec<SizeFigures>,
     /// The collection size of the depth sweep: the largest one.
     pub(super) depth_keys: u64,
+    /// Its live keys, which the depths are positions in.
+    pub(super) depth_live: u64,
     pub(super) depth: Vec<DepthPoint>,
     pub(super) filtered: FilteredChunk,
     pub(super) paged_lists: Vec<PagedList>,
+    /// Chunks of the largest collection, quiet and beside a durable writer.
+    pub(super) contended: Vec<Contended>,
     pub(super) writes: Writes,
     pub(super) compaction: Compaction,
 }
@@ -76,11 +91,39 @@ pub(super) struct EngineReport {
 /// Chunk latency at one collection size.
 #[derive(Serialize)]
 pub(super) struct SizeFigures {
+    /// Keys written.
     pub(super) keys: u64,
+    /// Keys left after the churn's deletes: the items of a full list.
+    pub(super) live: u64,
+    /// A chunk of `limit` items with its remaining count.
+    pub(super) chunk: Positions,
+    /// The count alone of the items from each position on, where the engine asks for one
+    /// (etcd's `count_only` range request).
+    pub(super) count_only: Option<Positions>,
+    pub(super) open: Option<Open>,
+}
+
+/// One latency at each of the three positions of a list: its first chunk, the one in the
+/// middle, and its last full one.
+#[derive(Clone, Copy, Serialize)]
+pub(super) struct Positions {
     pub(super) first: Latency,
     pub(super) middle: Latency,
     pub(super) last: Latency,
-    pub(super) open: Option<Open>,
+}
+
+/// The names of the positions, in the order of [`Positions::each`].
+const POSITIONS: [&str; 3] = ["first", "middle", "last"];
+
+impl Positions {
+    fn each(&self) -> [(&'static str, Latency); 3] {
+        let [first, middle, last] = POSITIONS;
+        [
+            (first, self.first),
+            (middle, self.middle),
+            (last, self.last),
+        ]
+    }
 }
 
 /// Reopening an embedded store.
@@ -117,6 +160,21 @@ pub(super) struct PagedList {
     pub(super) limit: usize,
     /// Items per second; the latency is per chunk.
     pub(super) throughput: Throughput,
+}
+
+/// One chunk timed quiet, then while another thread makes durable single puts, one after
+/// another, outside the listed collection.
+#[derive(Serialize)]
+pub(super) struct Contended {
+    pub(super) keys: u64,
+    /// "first" or "middle".
+    pub(super) position: &'static str,
+    /// Items listed before the chunk.
+    pub(super) depth: u64,
+    pub(super) quiet: Latency,
+    pub(super) beside_writer: Latency,
+    /// What the writer made meanwhile.
+    pub(super) puts: Throughput,
 }
 
 #[derive(Serialize)]
@@ -202,13 +260,15 @@ fn figures(engine: &EngineReport, workload: &Workload) -> Vec<(String, Value)> {
     let mut rows = Vec::new();
     for size in &engine.sizes {
         let keys = count(size.keys as f64);
-        for (position, latency) in [
-            ("first", size.first),
-            ("middle", size.middle),
-            ("last", size.last),
-        ] {
+        for (position, latency) in size.chunk.each() {
             rows.push((
                 format!("chunk of {limit}, {keys} keys, {position}"),
+                Value::Latency(latency),
+            ));
+        }
+        for (position, latency) in size.count_only.iter().flat_map(Positions::each) {
+            rows.push((
+                format!("count only, {keys} keys, {position}"),
                 Value::Latency(latency),
             ));
         }
@@ -245,6 +305,26 @@ fn figures(engine: &EngineReport, workload: &Workload) -> Vec<(String, Value)> {
                 list.limit
             ),
             rate(&list.throughput, "items"),
+        ));
+    }
+    for contended in &engine.contended {
+        let name = format!(
+            "chunk of {limit}, {} keys, {}",
+            count(contended.keys as f64),
+            contended.position
+        );
+        rows.push((format!("{name}, quiet"), Value::Latency(contended.quiet)));
+        rows.push((
+            format!("{name}, beside a writer"),
+            Value::Latency(contended.beside_writer),
+        ));
+        rows.push((
+            format!("{name}, p99 beside ÷ quiet"),
+            Value::Factor(contended.beside_writer.p99_ms / contended.quiet.p99_ms),
+        ));
+        rows.push((
+            format!("{name}, writer's puts"),
+            rate(&contended.puts, "puts"),
         ));
     }
     let writes = &engine.writes;
@@ -292,8 +372,11 @@ fn rate(throughput: &Throughput, unit: &'static str) -> Value {
     }
 }
 
-/// The figures as a table: one line per figure and engine, with latency percentiles and, for
-/// every engine after the first, how many times faster the first one is.
+/// The width of the figure column.
+const FIGURE_WIDTH: usize = 52;
+
+/// The figures as a table per workload: one line per figure and engine, with latency
+/// percentiles and, for every engine after the first, how many times faster the first one is.
 pub(super) fn table(report: &Report) -> String {
     let workload = &report.workload;
     let machine = &report.machine;
@@ -303,43 +386,86 @@ pub(super) fn table(report: &Report) -> String {
         "{} ({} CPUs, {} GiB), Linux {}",
         machine.cpu, machine.cpus, machine.memory_gib, machine.kernel
     );
-    for engine in &report.engines {
-        if let Some(version) = &engine.version {
-            let _ = writeln!(out, "{}: {version}", engine.engine);
+    let mut versions: Vec<(&str, &str)> = Vec::new();
+    for engine in report.runs.iter().flat_map(|run| &run.engines) {
+        if let Some(version) = engine.version.as_deref() {
+            if !versions.contains(&(engine.engine, version)) {
+                versions.push((engine.engine, version));
+            }
         }
+    }
+    for (engine, version) in versions {
+        let _ = writeln!(out, "{engine}: {version}");
     }
     let _ = writeln!(
         out,
-        "{} B values, {}% selected; \"revkv ×\": how many times faster revkv is (p50 or rate)\n",
+        "{} B values, {}% selected; \"revkv ×\": how many times faster revkv is (p50 or rate)",
         workload.value_size,
         workload.selectivity * 100.0
     );
+    let mut missing = false;
+    for run in &report.runs {
+        let _ = writeln!(
+            out,
+            "\nworkload {}: {}\n",
+            run.workload.name(),
+            run.description
+        );
+        missing |= run_table(&mut out, run, workload);
+    }
+    if missing {
+        let _ = writeln!(
+            out,
+            "\nA figure missing for an engine was not measured on it (a size above --peer-max-keys, \
+             no way to reopen a server from here, or no count-only request)."
+        );
+    }
+    out
+}
+
+/// The rows of one run; returns whether an engine lacks a figure the first one has.
+fn run_table(out: &mut String, run: &Run, workload: &Workload) -> bool {
     let _ = writeln!(
         out,
-        "{:<40} {:<12} {:>16} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "{:<FIGURE_WIDTH$} {:<12} {:>16} {:>10} {:>10} {:>10} {:>10} {:>9}",
         "figure", "engine", "value", "p50", "p90", "p99", "max", "revkv ×"
     );
-    let per_engine: Vec<Vec<(String, Value)>> = report
+    let per_engine: Vec<Vec<(String, Value)>> = run
         .engines
         .iter()
         .map(|engine| figures(engine, workload))
         .collect();
     let Some((base, others)) = per_engine.split_first() else {
-        return out;
+        return false;
     };
-    for (name, base_value) in base {
-        let mut label = name.as_str();
-        for (engine, figures) in report.engines.iter().zip(&per_engine) {
+    // Figures only a peer has (etcd's count alone) follow the one they are measured beside.
+    let mut names: Vec<&str> = base.iter().map(|(name, _)| name.as_str()).collect();
+    for figures in others {
+        for (index, (name, _)) in figures.iter().enumerate() {
+            if names.contains(&name.as_str()) {
+                continue;
+            }
+            let after = index
+                .checked_sub(1)
+                .and_then(|before| names.iter().position(|&n| n == figures[before].0));
+            names.insert(after.map_or(names.len(), |after| after + 1), name);
+        }
+    }
+    let base_values = |name: &str| base.iter().find(|(other, _)| other == name);
+    let mut missing = false;
+    for name in names {
+        let mut label = name;
+        for (engine, figures) in run.engines.iter().zip(&per_engine) {
             let Some((_, value)) = figures.iter().find(|(other, _)| other == name) else {
+                missing = true;
                 continue;
             };
-            let speedup = if std::ptr::eq(figures, base) {
-                String::new()
-            } else {
-                value
+            let speedup = match base_values(name) {
+                Some((_, base_value)) if !std::ptr::eq(figures, base) => value
                     .speedup_over(base_value)
                     .map(|speedup| format!("{speedup:.1}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                _ => String::new(),
             };
             let [p50, p90, p99, max] = match value.latency() {
                 Some(l) => [l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms].map(millis),
@@ -347,21 +473,14 @@ pub(super) fn table(report: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "{label:<40} {:<12} {:>16} {p50:>10} {p90:>10} {p99:>10} {max:>10} {speedup:>9}",
+                "{label:<FIGURE_WIDTH$} {:<12} {:>16} {p50:>10} {p90:>10} {p99:>10} {max:>10} {speedup:>9}",
                 engine.engine,
                 value.headline()
             );
             label = "";
         }
     }
-    if others.iter().any(|figures| figures.len() < base.len()) {
-        let _ = writeln!(
-            out,
-            "\nA figure missing for an engine was not measured on it (a size above --peer-max-keys, \
-             or no way to reopen a server from here)."
-        );
-    }
-    out
+    missing
 }
 
 /// A latency in milliseconds with three significant digits (whole ones from 1000 on).
@@ -406,15 +525,22 @@ fn tick_millis(ms: f64) -> String {
 
 const COLORS: [&str; 4] = ["#1f6fb4", "#d62728", "#2ca02c", "#9467bd"];
 
-/// Writes `report.json` and the two plots into `dir`; returns the files written.
+/// Writes `report.json` and two plots per workload into `dir`; returns the files written.
 pub(super) fn write_files(report: &Report, dir: &Path) -> io::Result<Vec<PathBuf>> {
     fs::create_dir_all(dir)?;
     let json = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
-    let files = [
-        ("report.json", json + "\n"),
-        ("chunk-vs-keys.svg", chunk_against_keys(report).render()),
-        ("chunk-vs-depth.svg", chunk_against_depth(report).render()),
-    ];
+    let mut files = vec![("report.json".to_string(), json + "\n")];
+    for run in &report.runs {
+        let shape = run.workload.name();
+        files.push((
+            format!("chunk-vs-keys-{shape}.svg"),
+            chunk_against_keys(report, run).render(),
+        ));
+        files.push((
+            format!("chunk-vs-depth-{shape}.svg"),
+            chunk_against_depth(report, run).render(),
+        ));
+    }
     files
         .into_iter()
         .map(|(name, text)| {
@@ -425,25 +551,15 @@ pub(super) fn write_files(report: &Report, dir: &Path) -> io::Result<Vec<PathBuf
 }
 
 /// p50 chunk latency against collection size: one line per engine and position.
-fn chunk_against_keys(report: &Report) -> Plot {
+fn chunk_against_keys(report: &Report, run: &Run) -> Plot {
     let mut series = Vec::new();
-    for (engine, color) in report.engines.iter().zip(COLORS.into_iter().cycle()) {
-        for (position, dash) in [
-            ("first", None),
-            ("middle", Some("7 4")),
-            ("last", Some("2 3")),
-        ] {
+    for (engine, color) in run.engines.iter().zip(COLORS.into_iter().cycle()) {
+        let dashes = [None, Some("7 4"), Some("2 3")];
+        for (index, (position, dash)) in POSITIONS.into_iter().zip(dashes).enumerate() {
             let points = engine
                 .sizes
                 .iter()
-                .map(|size| {
-                    let latency = match position {
-                        "first" => size.first,
-                        "middle" => size.middle,
-                        _ => size.last,
-                    };
-                    (size.keys as f64, latency.p50_ms)
-                })
+                .map(|size| (size.keys as f64, size.chunk.each()[index].1.p50_ms))
                 .collect();
             series.push(Series {
                 name: format!("{} {position}", engine.engine),
@@ -455,11 +571,12 @@ fn chunk_against_keys(report: &Report) -> Plot {
     }
     Plot {
         title: format!(
-            "One chunk of {} with its exact remaining count (p50)",
-            report.workload.limit
+            "One chunk of {} with its exact remaining count (p50), {} workload",
+            report.workload.limit,
+            run.workload.name()
         ),
         x: Axis {
-            label: "keys in the collection".into(),
+            label: "keys written to the collection".into(),
             scale: Scale::Log,
             format: count,
         },
@@ -474,8 +591,8 @@ fn chunk_against_keys(report: &Report) -> Plot {
 
 /// p50 chunk latency against the number of items before the chunk, at each engine's largest
 /// collection.
-fn chunk_against_depth(report: &Report) -> Plot {
-    let series = report
+fn chunk_against_depth(report: &Report, run: &Run) -> Plot {
+    let series = run
         .engines
         .iter()
         .zip(COLORS.into_iter().cycle())
@@ -496,8 +613,9 @@ fn chunk_against_depth(report: &Report) -> Plot {
         .collect();
     Plot {
         title: format!(
-            "One chunk of {} against cursor depth (p50)",
-            report.workload.limit
+            "One chunk of {} against cursor depth (p50), {} workload",
+            report.workload.limit,
+            run.workload.name()
         ),
         x: Axis {
             label: "items before the chunk".into(),

@@ -1,10 +1,12 @@
 //! The workload: the generated data, and the figures measured on any [`Engine`] with it.
 //!
-//! Every figure checks what it measures: a chunk must hold `limit` items and report exactly the
-//! items after it, a full list must return every key. A store that answered wrongly would
-//! otherwise look fast.
+//! The data is a [`Collection`] of Kubernetes-like keys, loaded in the order of its [`Shape`]
+//! and churned, generated once for every engine alike. Every figure checks what it measures
+//! against the live keys the generator says are there: a chunk must hold `limit` items and
+//! report exactly the items after it, a full list must return every live key. A store that
+//! answered wrongly would otherwise look fast.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -12,13 +14,14 @@ use serde::Serialize;
 
 use super::engine::{Engine, Error};
 use super::report::{
-    Compaction, DepthPoint, EngineReport, FilteredChunk, PagedList, SizeFigures, Writes,
+    Compaction, Contended, DepthPoint, EngineReport, FilteredChunk, PagedList, Positions,
+    SizeFigures, Writes,
 };
 use super::stats::{self, Budget, Latency, Throughput};
-use crate::cli::load;
+use crate::cli::load::{self, Change, Collection, Shape};
 
 /// The prefix of the listed collection.
-pub(super) const PREFIX: &str = "bench/";
+pub(super) const PREFIX: &str = load::COLLECTION_PREFIX;
 /// Where the write figures write, outside the listed collection.
 pub(super) const WRITES_PREFIX: &str = "writes/";
 /// The label that selected items carry in revkv, which a selector `bench=match` matches.
@@ -27,12 +30,17 @@ pub(super) const LABEL: (&str, &str) = ("bench", "match");
 /// the client finds them in the value. Generated values are lower-case letters, so no other
 /// value starts with it.
 pub(super) const MATCH_MARKER: &[u8] = b"match:";
+/// The version of the values the compaction figure rewrites, after the churn's.
+const REWRITE_VERSION: u64 = load::CHURN_VERSION + 1;
 
 /// What to measure, on every engine alike.
 #[derive(Clone, Debug, Serialize)]
 pub(super) struct Workload {
-    /// Collection sizes, ascending; the largest one also gets the depth sweep, the filtered
-    /// chunk, the full lists and the compaction.
+    /// The shapes of the collection, one run of every figure each.
+    pub(super) shapes: Vec<Shape>,
+    /// Collection sizes (keys written, before the churn deletes some), ascending; the largest
+    /// one also gets the depth sweep, the filtered chunk, the full lists, the chunks beside a
+    /// writer and the compaction.
     pub(super) sizes: Vec<u64>,
     pub(super) value_size: usize,
     /// The limit of the measured chunks.
@@ -43,9 +51,9 @@ pub(super) struct Workload {
     pub(super) selectivity: f64,
     /// Concurrent durable writers.
     pub(super) writers: usize,
-    /// Puts per transaction, for loading and for the batched writes.
+    /// Changes per transaction, for loading and for the batched writes.
     pub(super) batch: usize,
-    /// Keys rewritten before the compaction, making as many records garbage.
+    /// Live keys rewritten before the compaction, making as many records garbage.
     pub(super) overwrite: u64,
     /// Cursor depths sampled at the largest size.
     pub(super) depths: usize,
@@ -62,37 +70,122 @@ pub(super) struct Item {
     pub(super) selected: bool,
 }
 
+/// One change of a transaction.
+pub(super) enum Write {
+    Put(Item),
+    Delete(String),
+}
+
 impl Workload {
-    /// Every `stride`-th item of the collection is selected.
+    /// One object in `stride` of each namespace is selected.
     fn stride(&self) -> u64 {
         (1.0 / self.selectivity).round().max(1.0) as u64
     }
 
-    /// Item `index` under `prefix`; `version` changes the value, for rewrites.
-    pub(super) fn item(&self, prefix: &str, index: u64, version: u64) -> Item {
-        let selected = prefix == PREFIX && index.is_multiple_of(self.stride());
-        let mut value = load::value(index ^ (version << 40), self.value_size);
+    /// The collection of one run.
+    pub(super) fn collection(&self, shape: Shape) -> Collection {
+        Collection {
+            shape,
+            value_size: self.value_size,
+        }
+    }
+
+    /// Item `index` under `prefix`, outside the listed collection; never selected.
+    pub(super) fn item(&self, prefix: &str, index: u64) -> Item {
+        Item {
+            key: load::key(prefix, index),
+            value: load::value(index, self.value_size),
+            selected: false,
+        }
+    }
+}
+
+/// The collection of one run on one engine, and what of it is loaded.
+struct Data<'a> {
+    workload: &'a Workload,
+    collection: Collection,
+    /// Keys written so far: the collection's size.
+    keys: u64,
+    /// The live ones, in key order.
+    live: Vec<u64>,
+}
+
+impl Data<'_> {
+    /// Item `index` of the collection at `version`.
+    fn item(&self, index: u64, version: u64) -> Item {
+        let selected = Collection::selected(index, self.workload.stride());
+        let mut value = self.collection.value(index, version);
         if selected {
             let marked = MATCH_MARKER.len().min(value.len());
             value[..marked].copy_from_slice(&MATCH_MARKER[..marked]);
         }
         Item {
-            key: load::key(prefix, index),
+            key: Collection::key(index),
             value,
             selected,
         }
     }
 
-    /// How many items of a collection of `keys` the selector matches.
-    fn matches_in(&self, keys: u64) -> u64 {
-        keys.div_ceil(self.stride())
+    fn write(&self, change: Change) -> Write {
+        match change {
+            Change::Put { index, version } => Write::Put(self.item(index, version)),
+            Change::Delete { index } => Write::Delete(Collection::key(index)),
+        }
+    }
+
+    /// Items in a full list.
+    fn live(&self) -> u64 {
+        self.live.len() as u64
+    }
+
+    /// The key of the item just before `position` in the list, which a cursor continues after.
+    fn key_before(&self, position: u64) -> Option<String> {
+        let before = usize::try_from(position.checked_sub(1)?).ok()?;
+        self.live.get(before).map(|&index| Collection::key(index))
+    }
+
+    /// How many items of the list the selector matches.
+    fn matches(&self) -> u64 {
+        let stride = self.workload.stride();
+        self.live
+            .iter()
+            .filter(|&&index| Collection::selected(index, stride))
+            .count() as u64
+    }
+
+    /// Fails unless a chunk at `position` of the list, asked for `limit` items, is full and
+    /// counts exactly the items after it.
+    fn check_chunk(
+        &self,
+        engine: &'static str,
+        limit: usize,
+        position: u64,
+        items: usize,
+        remaining: u64,
+    ) -> Result<(), Error> {
+        let live = self.live();
+        let after = live.saturating_sub(position);
+        let expected_items = limit.min(usize::try_from(after).unwrap_or(usize::MAX));
+        let expected_remaining = after - expected_items as u64;
+        if items == expected_items && remaining == expected_remaining {
+            return Ok(());
+        }
+        Err(Error::Wrong {
+            engine,
+            message: format!(
+                "the chunk at {position} of {live} live keys held {items} items with \
+                 {remaining} remaining, not {expected_items} with {expected_remaining}"
+            ),
+        })
     }
 }
 
-/// Measures every figure on `engine`, at the workload's sizes up to `max_keys`.
+/// Measures every figure on `engine` with the collection of `shape`, at the workload's sizes up
+/// to `max_keys`.
 pub(super) fn run<E: Engine>(
     engine: &mut E,
     workload: &Workload,
+    shape: Shape,
     max_keys: u64,
 ) -> Result<EngineReport, Error> {
     let sizes: Vec<u64> = workload
@@ -107,76 +200,118 @@ pub(super) fn run<E: Engine>(
             format!("no collection size is within its limit of {max_keys} keys"),
         ));
     };
+    let mut data = Data {
+        workload,
+        collection: workload.collection(shape),
+        keys: 0,
+        live: Vec::new(),
+    };
+    let limit = workload.limit as u64;
     let mut size_figures = Vec::new();
-    let mut loaded = 0;
     for &keys in &sizes {
-        rewrite(engine, workload, loaded..keys, 0)?;
-        loaded = keys;
-        let open = engine.reopen(keys)?;
-        let limit = workload.limit as u64;
+        grow(engine, &mut data, keys)?;
+        let live = data.live();
+        if live < 2 * limit {
+            return Err(Error::failed(
+                engine.name(),
+                format!("{keys} keys left {live} live ones, fewer than two chunks"),
+            ));
+        }
+        let open = engine.reopen(live)?;
+        let positions = [0, live / 2, live - limit];
+        let mut chunks = Vec::new();
+        let mut counts = Vec::new();
+        for position in positions {
+            chunks.push(chunk_latency(engine, &data, position)?);
+            counts.push(count_latency(engine, &data, position)?);
+        }
+        let count_only = match counts[..] {
+            [Some(first), Some(middle), Some(last)] => Some(Positions {
+                first,
+                middle,
+                last,
+            }),
+            _ => None,
+        };
+        let [first, middle, last] = chunks[..] else {
+            unreachable!("three positions")
+        };
         size_figures.push(SizeFigures {
             keys,
-            first: chunk_latency(engine, workload, keys, 0)?,
-            middle: chunk_latency(engine, workload, keys, keys / 2)?,
-            last: chunk_latency(engine, workload, keys, keys - limit)?,
+            live,
+            chunk: Positions {
+                first,
+                middle,
+                last,
+            },
+            count_only,
             open,
         });
     }
-    let deepest = largest - workload.limit as u64;
+    let live = data.live();
+    let deepest = live - limit;
     let steps = workload.depths.max(2) as u64 - 1;
     let depth = (0..=steps)
         .map(|step| {
             let depth = deepest * step / steps;
-            let latency = chunk_latency(engine, workload, largest, depth)?;
+            let latency = chunk_latency(engine, &data, depth)?;
             Ok(DepthPoint { depth, latency })
         })
         .collect::<Result<_, Error>>()?;
-    let filtered = filtered_chunk(engine, workload, largest)?;
+    let filtered = filtered_chunk(engine, &data)?;
     let paged_lists = workload
         .list_limits
         .iter()
-        .map(|&limit| paged_list(engine, workload, largest, limit))
+        .map(|&limit| paged_list(engine, &data, limit))
+        .collect::<Result<_, Error>>()?;
+    let contended = [("first", 0), ("middle", live / 2)]
+        .into_iter()
+        .map(|(name, position)| contended_chunk(engine, &data, name, position))
         .collect::<Result<_, Error>>()?;
     Ok(EngineReport {
         engine: engine.name(),
         version: engine.version(),
         sizes: size_figures,
         depth_keys: largest,
+        depth_live: live,
         depth,
         filtered,
         paged_lists,
+        contended,
         writes: writes(engine, workload)?,
-        compaction: compaction(engine, workload, largest)?,
+        compaction: compaction(engine, &data)?,
     })
 }
 
-/// Writes items `range` of the collection at `version`, in transactions of the workload's
-/// batch size, from the engine's preferred number of concurrent writers.
-fn rewrite<E: Engine>(
-    engine: &E,
-    workload: &Workload,
-    range: std::ops::Range<u64>,
-    version: u64,
-) -> Result<(), Error> {
-    let verb = if version == 0 { "loading" } else { "rewriting" };
-    let progress = stats::bar(
-        range.end - range.start,
-        format!("{}: {verb}", engine.name()),
-    );
-    let next = AtomicU64::new(range.start);
-    let batch = workload.batch as u64;
+/// Grows the loaded collection to `keys`: its new keys in the shape's order, then their churn.
+fn grow<E: Engine>(engine: &E, data: &mut Data, keys: u64) -> Result<(), Error> {
+    let [puts, churn] = data.collection.growth(data.keys, keys);
+    apply(engine, data, &puts, "loading")?;
+    apply(engine, data, &churn, "churning")?;
+    data.keys = keys;
+    data.live = data.collection.live_in_key_order(keys);
+    Ok(())
+}
+
+/// Makes `changes` in their order, in transactions of the workload's batch size, from the
+/// engine's preferred number of concurrent writers: each takes the next batch of the sequence,
+/// so batches commit in order but for the few in flight at once.
+fn apply<E: Engine>(engine: &E, data: &Data, changes: &[Change], verb: &str) -> Result<(), Error> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let progress = stats::bar(changes.len() as u64, format!("{}: {verb}", engine.name()));
+    let next = AtomicUsize::new(0);
     let stream = || -> Result<(), Error> {
         loop {
-            let start = next.fetch_add(batch, Ordering::Relaxed);
-            if start >= range.end {
+            let start = next.fetch_add(data.workload.batch, Ordering::Relaxed);
+            let Some(batch) = changes.get(start..changes.len().min(start + data.workload.batch))
+            else {
                 return Ok(());
-            }
-            let end = range.end.min(start + batch);
-            let items: Vec<Item> = (start..end)
-                .map(|index| workload.item(PREFIX, index, version))
-                .collect();
-            engine.write(&items)?;
-            progress.inc(end - start);
+            };
+            let writes: Vec<Write> = batch.iter().map(|&change| data.write(change)).collect();
+            engine.write(&writes)?;
+            progress.inc(batch.len() as u64);
         }
     };
     let streams = engine.load_streams().max(1);
@@ -192,72 +327,84 @@ fn rewrite<E: Engine>(
     Ok(())
 }
 
-/// Fails unless a chunk at `position` of a collection of `keys` is full and counts exactly the
-/// items after it.
-fn check_chunk(
-    engine: &'static str,
-    workload: &Workload,
-    keys: u64,
+/// A cursor `position` items into the list; `None` for a new list.
+fn cursor_at<E: Engine>(
+    engine: &E,
+    data: &Data,
     position: u64,
-    items: usize,
-    remaining: u64,
-) -> Result<(), Error> {
-    let expected_items = workload.limit.min((keys - position) as usize);
-    let expected_remaining = keys - position - expected_items as u64;
-    if items == expected_items && remaining == expected_remaining {
-        return Ok(());
+) -> Result<Option<E::Cursor>, Error> {
+    match position {
+        0 => Ok(None),
+        _ => engine
+            .seek(position, data.key_before(position).as_deref())
+            .map(Some),
     }
-    Err(Error::Wrong {
-        engine,
-        message: format!(
-            "the chunk at {position} of {keys} keys held {items} items with {remaining} \
-             remaining, not {expected_items} with {expected_remaining}"
-        ),
-    })
 }
 
-/// The latency of the chunk `position` items into a collection of `keys`. The first chunk
-/// starts a new list every time, as a client's first request does; a later one continues the
-/// same list, pinned at the revision it started at.
-fn chunk_latency<E: Engine>(
-    engine: &E,
-    workload: &Workload,
-    keys: u64,
-    position: u64,
-) -> Result<Latency, Error> {
-    let cursor = match position {
-        0 => None,
-        _ => Some(engine.seek(position)?),
-    };
+/// The latency of the chunk `position` items into the list. The first chunk starts a new list
+/// every time, as a client's first request does; a later one continues the same list, pinned
+/// at the revision it started at.
+fn chunk_latency<E: Engine>(engine: &E, data: &Data, position: u64) -> Result<Latency, Error> {
+    let limit = data.workload.limit;
+    let cursor = cursor_at(engine, data, position)?;
     let progress = stats::spinner(format!(
-        "{}: chunk at {position} of {keys} keys",
-        engine.name()
+        "{}: chunk at {position} of {} keys",
+        engine.name(),
+        data.live()
     ));
-    let (durations, _) = stats::sample(workload.budget, &progress, || {
+    let (durations, _) = stats::sample(data.workload.budget, &progress, || {
         let cursor = cursor.clone().unwrap_or_else(|| engine.first());
-        let chunk = engine.chunk(&cursor, workload.limit)?;
-        check_chunk(
-            engine.name(),
-            workload,
-            keys,
-            position,
-            chunk.items,
-            chunk.remaining,
-        )?;
+        let chunk = engine.chunk(&cursor, limit)?;
+        data.check_chunk(engine.name(), limit, position, chunk.items, chunk.remaining)?;
         Ok(1)
     })?;
     progress.finish_and_clear();
     Ok(Latency::of(durations))
 }
 
-/// The first chunk of `limit` items matching the selector, in a collection of `keys`.
-fn filtered_chunk<E: Engine>(
+/// The latency of the count alone of the items from `position` on, where the engine asks for
+/// one (etcd's `count_only`); `None` where it has no such request.
+fn count_latency<E: Engine>(
     engine: &E,
-    workload: &Workload,
-    keys: u64,
-) -> Result<FilteredChunk, Error> {
-    let expected = workload.matches_in(keys).min(workload.limit as u64) as usize;
-    let progress = stats::spinner(format!("{}: filtered chunk of {keys} keys", engine.name()));
+    data: &Data,
+    position: u64,
+) -> Result<Option<Latency>, Error> {
+    // Asked at the start first: seeking costs more than learning there is no such request.
+    if engine.count(&engine.first())?.is_none() {
+        return Ok(None);
+    }
+    let cursor = cursor_at(engine, data, position)?.unwrap_or_else(|| engine.first());
+    let expected = data.live() - position;
+    let progress = stats::spinner(format!(
+        "{}: count only at {position} of {} keys",
+        engine.name(),
+        data.live()
+    ));
+    let (durations, _) = stats::sample(data.workload.budget, &progress, || {
+        match engine.count(&cursor)? {
+            Some(count) if count == expected => Ok(1),
+            count => Err(Error::Wrong {
+                engine: engine.name(),
+                message: format!(
+                    "counted {count:?} items from {position} of {} live keys, not {expected}",
+                    data.live()
+                ),
+            }),
+        }
+    })?;
+    progress.finish_and_clear();
+    Ok(Some(Latency::of(durations)))
+}
+
+/// The first chunk of `limit` items matching the selector.
+fn filtered_chunk<E: Engine>(engine: &E, data: &Data) -> Result<FilteredChunk, Error> {
+    let workload = data.workload;
+    let expected = data.matches().min(workload.limit as u64) as usize;
+    let progress = stats::spinner(format!(
+        "{}: filtered chunk of {} keys",
+        engine.name(),
+        data.live()
+    ));
     let mut examined = None;
     let (durations, _) = stats::sample(workload.budget, &progress, || {
         let filtered = engine.filtered_chunk(&engine.first(), workload.limit)?;
@@ -275,31 +422,23 @@ fn filtered_chunk<E: Engine>(
     })?;
     progress.finish_and_clear();
     Ok(FilteredChunk {
-        keys,
+        keys: data.keys,
         selectivity: workload.selectivity,
         examined,
         latency: Latency::of(durations),
     })
 }
 
-/// Lists all `keys` in chunks of `limit`, over and over until the time budget is spent (at
+/// Lists every live key in chunks of `limit`, over and over until the time budget is spent (at
 /// least once), checking every count on the way.
-fn paged_list<E: Engine>(
-    engine: &E,
-    workload: &Workload,
-    keys: u64,
-    limit: usize,
-) -> Result<PagedList, Error> {
-    let paged = Workload {
-        limit,
-        ..workload.clone()
-    };
+fn paged_list<E: Engine>(engine: &E, data: &Data, limit: usize) -> Result<PagedList, Error> {
+    let live = data.live();
     let mut durations = Vec::new();
     let mut listed_total = 0;
     let started = Instant::now();
     loop {
         let progress = stats::bar(
-            keys,
+            live,
             format!("{}: paged list, limit {limit}", engine.name()),
         );
         let mut cursor = engine.first();
@@ -308,14 +447,7 @@ fn paged_list<E: Engine>(
             let began = Instant::now();
             let chunk = engine.chunk(&cursor, limit)?;
             durations.push(began.elapsed());
-            check_chunk(
-                engine.name(),
-                &paged,
-                keys,
-                listed,
-                chunk.items,
-                chunk.remaining,
-            )?;
+            data.check_chunk(engine.name(), limit, listed, chunk.items, chunk.remaining)?;
             listed += chunk.items as u64;
             progress.inc(chunk.items as u64);
             match chunk.next {
@@ -324,21 +456,69 @@ fn paged_list<E: Engine>(
             }
         }
         progress.finish_and_clear();
-        if listed != keys {
+        if listed != live {
             return Err(Error::Wrong {
                 engine: engine.name(),
-                message: format!("a full list returned {listed} of {keys} keys"),
+                message: format!("a full list returned {listed} of {live} live keys"),
             });
         }
         listed_total += listed;
-        if started.elapsed() >= workload.budget.time {
+        if started.elapsed() >= data.workload.budget.time {
             break;
         }
     }
     Ok(PagedList {
-        keys,
+        keys: data.keys,
         limit,
         throughput: Throughput::of(listed_total, started.elapsed(), durations),
+    })
+}
+
+/// The chunk at `position`, quiet, then while another thread makes durable single puts outside
+/// the listed collection as fast as it can.
+fn contended_chunk<E: Engine>(
+    engine: &E,
+    data: &Data,
+    name: &'static str,
+    position: u64,
+) -> Result<Contended, Error> {
+    let quiet = chunk_latency(engine, data, position)?;
+    let prefix = format!("{WRITES_PREFIX}beside-{name}/");
+    let stop = AtomicBool::new(false);
+    let (beside, puts) = thread::scope(|scope| {
+        let writer = scope.spawn(|| -> Result<Throughput, Error> {
+            let started = Instant::now();
+            let mut durations = Vec::new();
+            // At least one put, even when the chunks are done before it.
+            for index in 0.. {
+                let item = data.workload.item(&prefix, index);
+                let began = Instant::now();
+                engine.put(&item)?;
+                durations.push(began.elapsed());
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+            }
+            Ok(Throughput::of(
+                durations.len() as u64,
+                started.elapsed(),
+                durations,
+            ))
+        });
+        let beside = chunk_latency(engine, data, position);
+        stop.store(true, Ordering::Release);
+        let puts = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (beside, puts)
+    });
+    Ok(Contended {
+        keys: data.keys,
+        position: name,
+        depth: position,
+        quiet,
+        beside_writer: beside?,
+        puts: puts?,
     })
 }
 
@@ -351,7 +531,7 @@ fn writes<E: Engine>(engine: &E, workload: &Workload) -> Result<Writes, Error> {
     let progress = stats::spinner(format!("{name}: single durable puts"));
     let (durations, count) = stats::sample(workload.budget, &progress, || {
         next += 1;
-        engine.put(&workload.item(&single_prefix, next, 0))?;
+        engine.put(&workload.item(&single_prefix, next))?;
         Ok(1)
     })?;
     progress.finish_and_clear();
@@ -362,8 +542,8 @@ fn writes<E: Engine>(engine: &E, workload: &Workload) -> Result<Writes, Error> {
     let mut next = 0;
     let progress = stats::spinner(format!("{name}: transactions of {batch} puts"));
     let (durations, count) = stats::sample(workload.budget, &progress, || {
-        let items: Vec<Item> = (next..next + batch)
-            .map(|index| workload.item(&batch_prefix, index, 0))
+        let items: Vec<Write> = (next..next + batch)
+            .map(|index| Write::Put(workload.item(&batch_prefix, index)))
             .collect();
         next += batch;
         engine.write(&items)?;
@@ -403,7 +583,7 @@ fn concurrent_puts<E: Engine>(engine: &E, workload: &Workload) -> Result<Through
             if started.elapsed() >= workload.budget.time && !durations.is_empty() {
                 break;
             }
-            let item = workload.item(&prefix, index, 0);
+            let item = workload.item(&prefix, index);
             let began = Instant::now();
             engine.put(&item)?;
             durations.push(began.elapsed());
@@ -430,12 +610,17 @@ fn concurrent_puts<E: Engine>(engine: &E, workload: &Workload) -> Result<Through
     Ok(Throughput::of(durations.len() as u64, elapsed, durations))
 }
 
-/// Rewrites `overwrite` keys, making as many records garbage, then compacts them all while
-/// timing first chunks, and compares those with first chunks timed just before.
-fn compaction<E: Engine>(engine: &E, workload: &Workload, keys: u64) -> Result<Compaction, Error> {
-    let overwrite = workload.overwrite.min(keys);
-    rewrite(engine, workload, 0..overwrite, 1)?;
-    let idle = chunk_latency(engine, workload, keys, 0)?;
+/// Compacts away the churn's garbage (untimed), rewrites `overwrite` live keys in the shape's
+/// order, making as many records garbage, then compacts them all while timing first chunks, and
+/// compares those with first chunks timed just before.
+fn compaction<E: Engine>(engine: &E, data: &Data) -> Result<Compaction, Error> {
+    let limit = data.workload.limit;
+    engine.compact()?;
+    let mut rewrite = data.collection.rewrite(data.keys, REWRITE_VERSION);
+    rewrite.truncate(usize::try_from(data.workload.overwrite).unwrap_or(usize::MAX));
+    let overwrite = rewrite.len() as u64;
+    apply(engine, data, &rewrite, "rewriting")?;
+    let idle = chunk_latency(engine, data, 0)?;
     let progress = stats::spinner(format!(
         "{}: first chunks while compacting {overwrite} records",
         engine.name()
@@ -453,17 +638,10 @@ fn compaction<E: Engine>(engine: &E, workload: &Workload, keys: u64) -> Result<C
             // At least one sample, even when the compaction is over before the first chunk.
             loop {
                 let began = Instant::now();
-                let chunk = engine.chunk(&engine.first(), workload.limit)?;
+                let chunk = engine.chunk(&engine.first(), limit)?;
                 durations.push(began.elapsed());
                 progress.inc(1);
-                check_chunk(
-                    engine.name(),
-                    workload,
-                    keys,
-                    0,
-                    chunk.items,
-                    chunk.remaining,
-                )?;
+                data.check_chunk(engine.name(), limit, 0, chunk.items, chunk.remaining)?;
                 if done.load(Ordering::Acquire) {
                     return Ok(());
                 }
@@ -493,7 +671,8 @@ mod tests {
 
     fn workload(selectivity: f64) -> Workload {
         Workload {
-            sizes: vec![1000],
+            shapes: vec![Shape::Interleaved],
+            sizes: vec![10_000],
             value_size: 16,
             limit: 10,
             list_limits: vec![100],
@@ -510,32 +689,59 @@ mod tests {
         }
     }
 
+    fn data(workload: &Workload, shape: Shape, keys: u64) -> Data<'_> {
+        let collection = workload.collection(shape);
+        Data {
+            workload,
+            collection,
+            keys,
+            live: collection.live_in_key_order(keys),
+        }
+    }
+
     #[test]
-    fn one_item_in_a_stride_is_selected_and_marked() {
+    fn selected_items_are_marked_and_counted_among_the_live_ones() {
         let workload = workload(0.01);
-        let selected: Vec<u64> = (0..1000)
-            .filter(|&index| workload.item(PREFIX, index, 0).selected)
+        let data = data(&workload, Shape::Interleaved, 10_000);
+        let selected: Vec<u64> = (0..10_000)
+            .filter(|&index| data.item(index, 0).selected)
             .collect();
-        assert_eq!(selected.len() as u64, workload.matches_in(1000));
-        assert_eq!(selected[..3], [0, 100, 200]);
-        let item = workload.item(PREFIX, 100, 0);
+        assert_eq!(selected.len(), 100, "one object of each namespace");
+        let live_selected = selected
+            .iter()
+            .filter(|&&index| data.collection.is_live(index))
+            .count() as u64;
+        assert_eq!(data.matches(), live_selected);
+        let item = data.item(selected[1], 0);
         assert!(item.value.starts_with(MATCH_MARKER));
         assert_eq!(item.value.len(), 16);
-        let plain = workload.item(PREFIX, 101, 0);
-        assert!(!plain.value.starts_with(MATCH_MARKER));
-        assert!(!workload.item("writes/", 100, 0).selected);
+        assert!(!data.item(100, 0).value.starts_with(MATCH_MARKER));
+        assert!(!workload.item(WRITES_PREFIX, 0).selected);
     }
 
     #[test]
     fn a_rewrite_changes_the_value_but_not_the_key() {
         let workload = workload(0.5);
-        let (old, new) = (workload.item(PREFIX, 7, 0), workload.item(PREFIX, 7, 1));
+        let data = data(&workload, Shape::Random, 1000);
+        let (old, new) = (data.item(7, 0), data.item(7, REWRITE_VERSION));
         assert_eq!(old.key, new.key);
         assert_ne!(old.value, new.value);
-        assert_eq!(
-            old.value,
-            load::value(7, 16),
-            "version 0 is what `revkv load` writes"
-        );
+    }
+
+    #[test]
+    fn chunks_are_checked_against_the_live_keys() {
+        let workload = workload(0.01);
+        let data = data(&workload, Shape::Interleaved, 10_000);
+        let live = data.live();
+        assert!(live < 10_000, "the churn deletes some keys");
+        assert!(data.check_chunk("test", 10, 0, 10, live - 10).is_ok());
+        assert!(data.check_chunk("test", 10, 0, 10, 10_000 - 10).is_err());
+        assert!(data.check_chunk("test", 10, live - 4, 4, 0).is_ok());
+        assert_eq!(data.key_before(0), None);
+        let keys: Vec<String> = (1..=live)
+            .map(|position| data.key_before(position).expect("a live key"))
+            .collect();
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(data.key_before(live + 1), None);
     }
 }

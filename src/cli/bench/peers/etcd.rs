@@ -1,6 +1,7 @@
 //! etcd v3 through its JSON gateway, asked what the Kubernetes apiserver asks it for a list: a
 //! range from the continue key to the end of the prefix, with a limit, pinned at the revision of
-//! the first response, and etcd's `count` of the keys from the start key on.
+//! the first response, and etcd's `count` of the keys from the start key on. The count alone
+//! (`count_only`, which the apiserver asks for its object counts) is measured too.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::prefix_end;
 use crate::cli::bench::engine::{Chunk, Engine, Error};
-use crate::cli::bench::workload::{Item, MATCH_MARKER, PREFIX, WRITES_PREFIX};
+use crate::cli::bench::workload::{Item, Write, MATCH_MARKER, PREFIX, WRITES_PREFIX};
 
 const NAME: &str = "etcd";
 
@@ -152,6 +153,21 @@ impl Etcd {
         )
     }
 
+    /// Deletes everything under the workload's prefixes and compacts it away, so that etcd is
+    /// as empty for the next workload as it was for this one.
+    pub(super) fn clear(&self) -> Result<(), Error> {
+        for prefix in [PREFIX, WRITES_PREFIX] {
+            let _: Value = self.post(
+                "/v3/kv/deleterange",
+                &json!({
+                    "key": STANDARD.encode(prefix),
+                    "range_end": STANDARD.encode(prefix_end(prefix)),
+                }),
+            )?;
+        }
+        self.compact()
+    }
+
     fn current_revision(&self) -> Result<i64, Error> {
         let range: RangeResponse = self.post(
             "/v3/kv/range",
@@ -178,12 +194,17 @@ impl Engine for Etcd {
         8
     }
 
-    fn write(&self, items: &[Item]) -> Result<(), Error> {
-        let puts: Vec<Value> = items
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        let requests: Vec<Value> = writes
             .iter()
-            .map(|item| json!({"request_put": put_request(item)}))
+            .map(|write| match write {
+                Write::Put(item) => json!({"request_put": put_request(item)}),
+                Write::Delete(key) => {
+                    json!({"request_delete_range": {"key": STANDARD.encode(key)}})
+                }
+            })
             .collect();
-        let _: Value = self.post("/v3/kv/txn", &json!({"success": puts}))?;
+        let _: Value = self.post("/v3/kv/txn", &json!({"success": requests}))?;
         Ok(())
     }
 
@@ -199,19 +220,30 @@ impl Engine for Etcd {
         }
     }
 
-    fn seek(&self, position: u64) -> Result<Cursor, Error> {
+    fn seek(&self, _position: u64, after: Option<&str>) -> Result<Cursor, Error> {
         let revision = self.current_revision()?;
-        let mut key = match position {
-            0 => {
-                return Ok(Cursor {
-                    revision,
-                    ..self.first()
-                })
-            }
-            _ => crate::cli::load::key(PREFIX, position - 1).into_bytes(),
+        let Some(after) = after else {
+            return Ok(Cursor {
+                revision,
+                ..self.first()
+            });
         };
+        let mut key = after.as_bytes().to_vec();
         key.push(0);
         Ok(Cursor { key, revision })
+    }
+
+    fn count(&self, cursor: &Cursor) -> Result<Option<u64>, Error> {
+        let range: RangeResponse = self.post(
+            "/v3/kv/range",
+            &json!({
+                "key": STANDARD.encode(&cursor.key),
+                "range_end": STANDARD.encode(prefix_end(PREFIX)),
+                "count_only": true,
+                "revision": cursor.revision,
+            }),
+        )?;
+        Ok(Some(u64::try_from(range.count).unwrap_or(0)))
     }
 
     fn chunk(&self, cursor: &Cursor, limit: usize) -> Result<Chunk<Cursor>, Error> {

@@ -13,7 +13,7 @@ use tempfile::TempDir;
 
 use super::prefix_end;
 use crate::cli::bench::engine::{Chunk, Engine, Error};
-use crate::cli::bench::workload::{Item, MATCH_MARKER, PREFIX};
+use crate::cli::bench::workload::{Item, Write, MATCH_MARKER, PREFIX};
 
 const NAME: &str = "sqlite-kine";
 
@@ -122,9 +122,13 @@ impl Kine {
         outcome
     }
 
-    /// Appends one row per item in one transaction, as kine appends a create or an update:
-    /// the new row points at the name's previous row and carries its value.
-    fn append(&self, items: &[Item]) -> Result<(), Error> {
+    /// Appends one row per write in one transaction, as kine appends a create, an update or a
+    /// delete: the new row points at the name's previous row and carries its value. A delete
+    /// of a missing key appends nothing.
+    fn append<'a>(
+        &self,
+        writes: impl IntoIterator<Item = (&'a str, Option<&'a Item>)>,
+    ) -> Result<(), Error> {
         self.with(|connection| {
             let txn = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
@@ -135,11 +139,11 @@ impl Kine {
                 let mut insert = txn.prepare_cached(
                     "INSERT INTO kine
                      (name, created, deleted, create_revision, prev_revision, lease, value, old_value)
-                     VALUES (?1, ?2, 0, ?3, ?4, 0, ?5, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7)",
                 )?;
-                for item in items {
+                for (key, item) in writes {
                     let previous = latest
-                        .query_row([&item.key], |row| {
+                        .query_row([key], |row| {
                             Ok((
                                 row.get::<_, i64>(0)?,
                                 row.get::<_, i64>(1)?,
@@ -148,6 +152,14 @@ impl Kine {
                             ))
                         })
                         .optional()?;
+                    let Some(item) = item else {
+                        // kine's delete: a row marked deleted, with the value it deletes.
+                        if let Some((id, create_revision, 0, value)) = previous {
+                            let create_revision = if create_revision == 0 { id } else { create_revision };
+                            insert.execute(params![key, 0, 1, create_revision, id, value, value])?;
+                        }
+                        continue;
+                    };
                     let (created, create_revision, prev_revision, old_value) = match previous {
                         Some((id, create_revision, 0, value)) => {
                             let create_revision = if create_revision == 0 { id } else { create_revision };
@@ -159,6 +171,7 @@ impl Kine {
                     insert.execute(params![
                         item.key,
                         created,
+                        0,
                         create_revision,
                         prev_revision,
                         item.value,
@@ -188,12 +201,15 @@ impl Engine for Kine {
         Some(format!("SQLite {} with kine's schema", rusqlite::version()))
     }
 
-    fn write(&self, items: &[Item]) -> Result<(), Error> {
-        self.append(items)
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        self.append(writes.iter().map(|write| match write {
+            Write::Put(item) => (item.key.as_str(), Some(item)),
+            Write::Delete(key) => (key.as_str(), None),
+        }))
     }
 
     fn put(&self, item: &Item) -> Result<(), Error> {
-        self.append(std::slice::from_ref(item))
+        self.append([(item.key.as_str(), Some(item))])
     }
 
     fn first(&self) -> Cursor {
@@ -203,11 +219,11 @@ impl Engine for Kine {
         }
     }
 
-    fn seek(&self, position: u64) -> Result<Cursor, Error> {
+    fn seek(&self, _position: u64, after: Option<&str>) -> Result<Cursor, Error> {
         let revision = self.current_revision()?;
-        let key = match position {
-            0 => PREFIX.to_string(),
-            _ => crate::cli::load::key(PREFIX, position - 1) + "\0",
+        let key = match after {
+            None => PREFIX.to_string(),
+            Some(after) => format!("{after}\0"),
         };
         Ok(Cursor { key, revision })
     }

@@ -8,20 +8,32 @@ use super::engine::Error;
 use super::report::EngineReport;
 use super::workload::{self, Workload};
 use super::{BenchArgs, Peer};
+use crate::cli::load::Shape;
 
-/// Runs the workload on `peer`, up to `--peer-max-keys`.
+/// Runs the workload with the collection of `shape` on `peer`, up to `--peer-max-keys`.
 pub(super) fn run(
     peer: Peer,
     args: &BenchArgs,
     workload: &Workload,
+    shape: Shape,
 ) -> Result<EngineReport, Error> {
     match peer {
-        Peer::Etcd => workload::run(
-            &mut etcd::Etcd::connect(&args.etcd_endpoint, workload.writers)?,
+        Peer::Etcd => {
+            let mut etcd = etcd::Etcd::connect(&args.etcd_endpoint, workload.writers)?;
+            let report = workload::run(&mut etcd, workload, shape, args.peer_max_keys);
+            // Emptied even after a failure, so that the next workload, or the next run, finds
+            // the prefixes empty.
+            let cleared = etcd.clear();
+            let report = report?;
+            cleared?;
+            Ok(report)
+        }
+        Peer::SqliteKine => workload::run(
+            &mut kine::Kine::create()?,
             workload,
+            shape,
             args.peer_max_keys,
         ),
-        Peer::SqliteKine => workload::run(&mut kine::Kine::create()?, workload, args.peer_max_keys),
     }
 }
 
