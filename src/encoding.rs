@@ -258,8 +258,19 @@ impl Record {
 
     /// Decodes the record stored at `location`; any damage is [`Error::Corrupted`] naming it.
     pub(crate) fn decode(location: Location, bytes: &[u8]) -> Result<Self> {
+        let payload =
+            unseal(bytes).map_err(|reason| Error::corrupted(location.to_string(), reason))?;
+        Record::decode_payload(location, payload)
+    }
+
+    /// Decodes a record copy that [`Latest::decode_with_record`] returned, whose checksum it
+    /// has checked already.
+    pub(crate) fn decode_checked_copy(location: Location, copy: &[u8]) -> Result<Self> {
+        Record::decode_payload(location, &copy[4..])
+    }
+
+    fn decode_payload(location: Location, payload: &[u8]) -> Result<Self> {
         let corrupted = |reason: String| Error::corrupted(location.to_string(), reason);
-        let payload = unseal(bytes).map_err(corrupted)?;
         let Some((&tag, body)) = payload.split_first() else {
             return Err(corrupted("empty record payload".into()));
         };

@@ -527,15 +527,18 @@ impl Shared {
         } else {
             (first, last)
         };
-        let pointers = self
+        let mut pointers = self
             .data
             .range(Latest::sled_key(low)..=Latest::sled_key(high));
-        let mut pointers: Box<dyn Iterator<Item = sled::Result<(IVec, IVec)>>> = if reverse {
-            Box::new(pointers.rev())
-        } else {
-            Box::new(pointers)
+        let mut next_pointer = || {
+            if reverse {
+                pointers.next_back()
+            } else {
+                pointers.next()
+            }
+            .transpose()
         };
-        let mut pointer = pointers.next().transpose()?;
+        let mut pointer = next_pointer()?;
         let mut entries = Vec::with_capacity(run.len());
         for (key, location) in run {
             let (key, location) = (&**key, *location);
@@ -548,13 +551,13 @@ impl Shared {
                 }
             };
             while pointer.as_ref().is_some_and(|(at, _)| before(at)) {
-                pointer = pointers.next().transpose()?;
+                pointer = next_pointer()?;
             }
             let inline = match &pointer {
                 Some((at, bytes)) if Latest::user_key(at) == key => {
                     match Latest::decode_with_record(key, bytes)? {
                         (latest, Some(record)) if latest.location == location => {
-                            Some(Record::decode(location, record)?)
+                            Some(Record::decode_checked_copy(location, record)?)
                         }
                         _ => None,
                     }
