@@ -22,13 +22,16 @@ use sled::IVec;
 /// When a write is acknowledged relative to reaching the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// A write returns after it is on disk (fsync), and readers see it only from then on.
-    /// Concurrent writers share one flush (group commit).
+    /// A write returns after it is on stable storage, and readers see it only from then on: it
+    /// survives a process crash, an OS crash and a power cut. Concurrent writers share one flush
+    /// (group commit).
     #[default]
     Immediate,
-    /// A write returns once applied; sled flushes in the background every 500 ms, so a crash
-    /// can lose the writes of the last half second (always a suffix of revisions: no gaps).
-    /// [`Db::flush`] makes everything written so far durable.
+    /// A write returns once applied, and readers see it at once; sled writes its log in the
+    /// background every 500 ms, synchronously, so a crash or power cut loses at most the
+    /// writes of about the last half second (always a suffix of revisions: no gaps). The
+    /// revisions lost are never given to other writes: reads at them fail with
+    /// [`Error::LostRevision`]. [`Db::flush`] makes everything written so far durable.
     Buffered,
 }
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command on a fresh Debian machine, run as root: installs what the tests
+# need beyond the Rust toolchain, then runs every test of the workspace. Arguments go to
+# `cargo test --workspace`, e.g. `scripts/test.sh --test power_cut`.
+#
+# The power-cut tests (crates/powercut) mount a FUSE filesystem: they need /dev/fuse and
+# fusermount3, from Debian's fuse3 package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v fusermount3 >/dev/null; then
+    echo "scripts/test.sh: installing fuse3 (fusermount3) for the power-cut tests" >&2
+    if ! output=$({ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3; } 2>&1); then
+        echo "$output" >&2
+        echo "scripts/test.sh: installing fuse3 failed; the power-cut tests cannot run" >&2
+        exit 1
+    fi
+    if ! command -v fusermount3 >/dev/null; then
+        echo "scripts/test.sh: fuse3 is installed but fusermount3 is not on PATH" >&2
+        exit 1
+    fi
+fi
+
+exec cargo test --workspace "$@"
