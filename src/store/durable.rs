@@ -36,6 +36,9 @@ pub(super) fn make_durable(dir: &Path) -> io::Result<()> {
         .open(&data_path)?;
     replace_description(&synchronous, sled_descriptor)?;
     relock(&synchronous, &data_path)?;
+    // What sled wrote while opening, before the swap (zeroed free segments among it), is made
+    // durable too: O_DSYNC covers each later write, not earlier dirty pages.
+    synchronous.sync_all()?;
     drop(synchronous);
     sync_entries(dir)
 }

@@ -18,7 +18,8 @@
 //! the two models of `powercut-fs` (strict, os-crash). `REVKV_POWER_CUT_CYCLES` sets the cycles
 //! of each (20 by default). A cycle that fails is reported and the test goes on, to count how
 //! many fail; a store that does not open or verify is then started afresh, since every later
-//! cycle would only repeat that finding. The tests need `/dev/fuse` and `fusermount3` (Debian's
+//! cycle would only repeat that finding. A store lives through at most 20 cycles, so that long
+//! runs stay bounded in time and memory. The tests need `/dev/fuse` and `fusermount3` (Debian's
 //! `fuse3`; `scripts/test.sh` installs it), and fail when either is missing.
 
 use std::fmt::Write as _;
@@ -49,6 +50,8 @@ const CHILD_FIRST_KEY: &str = "REVKV_POWER_CUT_FIRST_KEY";
 const TAG: &str = "powercut ";
 /// Threads of the writer.
 const WRITERS: u64 = 4;
+/// How many cycles one store lives through before the next cycle starts a new one.
+const HISTORY_CYCLES: u64 = 20;
 /// How many lost writes a failed cycle lists.
 const SHOWN: usize = 5;
 
@@ -131,6 +134,11 @@ fn power_cut_test(test: &str, model: &str, values: Values) {
     let mut acknowledged = 0;
     let started = Instant::now();
     for cycle in 0..cycles {
+        // A store keeps the history of a bounded number of cycles, so that long runs check
+        // each cycle in bounded time (and the image of large values fits in memory).
+        if cycle > 0 && cycle % HISTORY_CYCLES == 0 {
+            reset(image.path());
+        }
         let delay = Duration::from_millis(rng.between(200, 1500) as u64);
         let cycle_started = Instant::now();
         match run_cycle(test, model, values, image.path(), cycle, rng.next(), delay) {
@@ -363,7 +371,7 @@ fn wait_until_closed(store: &Path) {
 fn reset(image: &Path) {
     let store = image.join("store");
     if store.exists() {
-        std::fs::remove_dir_all(&store).expect("the unusable store is removed");
+        std::fs::remove_dir_all(&store).expect("the old store is removed");
     }
 }
 
