@@ -120,6 +120,26 @@ fn a_buffered_crash_never_reuses_a_revision_readers_saw() -> revkv::Result<()> {
 }
 
 #[test]
+fn a_buffered_store_closed_cleanly_goes_on_at_the_next_revision() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    let head = {
+        let db = open(&path, Durability::Buffered)?;
+        db.put("a", "1")?;
+        db.put("b", "2")?
+    };
+    let db = open(&path, Durability::Buffered)?;
+    assert_eq!(db.current_revision(), head);
+    assert_eq!(
+        db.put("c", "3")?,
+        head.next(),
+        "nothing was lost, so nothing is skipped"
+    );
+    assert_eq!(db.get_at("a", head)?.expect("a survived").value, b"1");
+    Ok(())
+}
+
+#[test]
 fn a_token_of_another_store_is_refused() -> revkv::Result<()> {
     let (one, other) = (Db::temporary()?, Db::temporary()?);
     for db in [&one, &other] {

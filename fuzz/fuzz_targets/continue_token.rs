@@ -4,10 +4,12 @@
 //!
 //! Input: byte 0 picks the request (bits 0-1 its range, bit 2 reverse, bit 3 an explicit
 //! revision) and bit 4 whether the rest is a token as text or the fields of a token to forge
-//! with a valid checksum: version, flags (the store id and run are the store's own), revision (2 bytes), a fingerprint mode byte (odd: 4
-//! fingerprint bytes follow; even: the request's own fingerprint) and the last key. Byte 1 is
-//! the limit, byte 2 the explicit revision. Forging gets past the checksum, which mutations of
-//! a valid token almost never do.
+//! with a valid checksum: version, flags, revision (2 bytes), a fingerprint mode byte (odd: 4
+//! fingerprint bytes follow; even: the request's own fingerprint) and the last key; the store
+//! id and run of a forged token are the store's own. Byte 1 is the limit, byte 2 the explicit
+//! revision. Forging gets past the checksum, which mutations of a valid token almost never do.
+//! Text tokens name another store (each run's store has a new random id), so only forged ones
+//! reach the list past the identity check.
 
 #![no_main]
 
@@ -59,7 +61,7 @@ fn request(selector: u8) -> ListOptions {
 /// token of its first chunk.
 fn issued(selector: u8) -> ([u8; 16], [u8; 4]) {
     static ISSUED: OnceLock<Vec<([u8; 16], [u8; 4])>> = OnceLock::new();
-    FINGERPRINTS.get_or_init(|| {
+    ISSUED.get_or_init(|| {
         (0..8)
             .map(|selector| {
                 let page = store().list(&request(selector).limit(1)).expect("a chunk");

@@ -402,6 +402,25 @@ impl Db {
     }
 }
 
+impl Drop for Shared {
+    /// A clean close of a `Buffered` store loses nothing, so it gives back what its run
+    /// reserved: the next run then starts right after the head instead of above the
+    /// reservation (see `identity`). Everything is flushed first; should either step fail, the
+    /// reservation stands, which costs only unused revision numbers.
+    fn drop(&mut self) {
+        if self.options.durability != Durability::Buffered || self.poisoned.load(Ordering::Acquire)
+        {
+            return;
+        }
+        let head = self.applied.load(Ordering::Acquire);
+        let _ = self.sled.flush().and_then(|_| {
+            self.data
+                .insert(Meta::ReservedRevision.sled_key(), Meta::encode(head))?;
+            self.sled.flush()
+        });
+    }
+}
+
 impl Shared {
     /// Blocks until `revision` is on disk and visible, sharing flushes between writers: the
     /// first waiter flushes for everyone applied so far, later ones wait for its result.
