@@ -167,16 +167,28 @@ impl Value {
         }
     }
 
-    /// Joins the parts read from beside the record at `location`, in order, into the value.
-    pub(crate) fn join(
-        &self,
+    /// The value's bytes: its own when inline, else the parts stored beside the record at
+    /// `location` (as sled keys and values, in key order), joined and checked. `parts` is not
+    /// read for an inline value.
+    pub(crate) fn into_bytes(
+        self,
         location: Location,
         parts: impl IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
     ) -> Result<Vec<u8>> {
-        let Value::Parts { len, crc32 } = *self else {
-            unreachable!("only a value stored in parts is joined");
+        let expected_parts = self.part_count();
+        let (len, crc32) = match self {
+            Value::Inline(bytes) => return Ok(bytes),
+            Value::Parts { len, crc32 } => (len, crc32),
         };
         let corrupted = |reason: String| Error::corrupted(location.to_string(), reason);
+        // A length from a record that passed its checksum but was written by no revkv must not
+        // size an allocation.
+        if len as usize > crate::MAX_VALUE_LEN {
+            return Err(corrupted(format!(
+                "a value of {len} bytes, over the limit of {}",
+                crate::MAX_VALUE_LEN
+            )));
+        }
         let mut value = Vec::with_capacity(len as usize);
         let mut count = 0;
         for part in parts {
@@ -192,11 +204,10 @@ impl Value {
                 break;
             }
         }
-        if count != self.part_count() || value.len() != len as usize {
+        if count != expected_parts || value.len() != len as usize {
             return Err(corrupted(format!(
-                "{count} value parts of {} bytes, expected {} parts of {len} bytes",
+                "{count} value parts of {} bytes, expected {expected_parts} parts of {len} bytes",
                 value.len(),
-                self.part_count()
             )));
         }
         if crc32fast::hash(&value) != crc32 {
@@ -696,7 +707,10 @@ mod tests {
             .iter()
             .all(|(_, part)| part.len() <= VALUE_PART_LEN + 4));
         assert_eq!(
-            value.join(location, parts.into_iter().map(Ok)).unwrap(),
+            value
+                .clone()
+                .into_bytes(location, parts.into_iter().map(Ok))
+                .unwrap(),
             large
         );
     }
@@ -726,7 +740,10 @@ mod tests {
             ("extra", extra),
             ("none", vec![]),
         ] {
-            let err = value.join(location, case.into_iter().map(Ok)).unwrap_err();
+            let err = value
+                .clone()
+                .into_bytes(location, case.into_iter().map(Ok))
+                .unwrap_err();
             assert!(matches!(err, Error::Corrupted { .. }), "{name}: {err}");
         }
     }

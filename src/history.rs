@@ -59,21 +59,31 @@ impl Shared {
         self.check_not_compacted(revision)
     }
 
-    /// Fails unless a token of run `run` at `revision` names a state this store still has.
-    /// Below the compacted revision the read fails with [`Error::Expired`] anyway, and the runs
-    /// there may be forgotten.
-    pub(crate) fn check_run(&self, run: u64, revision: Revision) -> Result<()> {
+    /// Fails unless a token issued by store `store` in its run `run` at `revision` names a
+    /// state this store still has. Below the compacted revision the read fails with
+    /// [`Error::Expired`] anyway, and the runs there may be forgotten.
+    pub(crate) fn check_token_origin(
+        &self,
+        store: u64,
+        run: u64,
+        revision: Revision,
+    ) -> Result<()> {
+        let identity = self.identity.read();
+        let foreign = Error::InvalidContinueToken {
+            reason: crate::TokenRejection::ForeignStore,
+        };
+        if store != identity.store {
+            return Err(foreign);
+        }
         if revision < self.compacted() {
             return Ok(());
         }
-        match self.identity.read().run_holds(run, revision) {
+        match identity.run_holds(run, revision) {
             Some(true) => Ok(()),
             Some(false) => Err(Error::LostRevision {
                 requested: revision,
             }),
-            None => Err(Error::InvalidContinueToken {
-                reason: crate::TokenRejection::ForeignStore,
-            }),
+            None => Err(foreign),
         }
     }
 

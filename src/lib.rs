@@ -92,6 +92,10 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_VALUE_LEN: usize = 1024 * 1024;
 /// The most bytes a put's labels and fields may hold together, counting every key and value.
 pub const MAX_METADATA_LEN: usize = 32 * 1024;
+/// The log segment size of the sled database in a store's directory. sled opens a database only
+/// with the size it was created with, so a tool that opens a store's directory with sled itself
+/// (to inspect it, not while revkv has it open) needs this size.
+pub const SLED_SEGMENT_SIZE: usize = store::SEGMENT_SIZE;
 /// The most operations one transaction branch may hold.
 pub const MAX_TXN_OPS: usize = 10_000;
 

@@ -95,12 +95,8 @@ impl Db {
         let (revision, resume_after) = match &options.continue_token {
             Some(token) => {
                 let token = decode_for(options, fingerprint, token)?;
-                if token.store != store {
-                    return Err(Error::InvalidContinueToken {
-                        reason: TokenRejection::ForeignStore,
-                    });
-                }
-                self.shared.check_run(token.run, token.revision)?;
+                self.shared
+                    .check_token_origin(token.store, token.run, token.revision)?;
                 (token.revision, Some(token.last_key))
             }
             None => (

@@ -474,18 +474,14 @@ impl Shared {
     /// The bytes of the value of the record at `location`, read from its parts when it is
     /// stored in parts.
     pub(crate) fn value_of(&self, location: Location, value: Value) -> Result<Vec<u8>> {
-        match value {
-            Value::Inline(bytes) => Ok(bytes),
-            Value::Parts { .. } => value.join(
-                location,
-                self.data
-                    .scan_prefix(encoding::parts_prefix(location))
-                    .map(|part| {
-                        let (key, bytes) = part?;
-                        Ok((key.to_vec(), bytes.to_vec()))
-                    }),
-            ),
-        }
+        let parts = self
+            .data
+            .scan_prefix(encoding::parts_prefix(location))
+            .map(|part| {
+                let (key, bytes) = part?;
+                Ok((key.to_vec(), bytes.to_vec()))
+            });
+        value.into_bytes(location, parts)
     }
 
     /// Removes the record at `location` and the parts of its value.
@@ -660,7 +656,7 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// sled's log segment size. sled writes any page larger than a quarter of a segment to a file
 /// of its own, which it never fsyncs; with 8 MiB segments that takes a page over 2 MiB, which
 /// the limits on keys, values and labels keep every page far below (see `encoding`).
-const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+pub(crate) const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
 
 /// Refuses a store whose sled segments are not [`SEGMENT_SIZE`]: it was made by a revkv
 /// of another format, and sled would refuse it with a message about its own buffers.

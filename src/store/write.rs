@@ -215,26 +215,18 @@ impl Staged {
         location: Location,
         revision: Revision,
     ) -> Result<Entry> {
-        let entry =
-            match self.records.get(&location) {
-                Some(bytes) => Entry::from_put(
-                    location,
-                    Record::decode(location, bytes)?,
-                    |value| match value {
-                        Value::Inline(bytes) => Ok(bytes),
-                        Value::Parts { .. } => {
-                            let parts = self.parts.get(&location).into_iter().flatten();
-                            value.join(
-                                location,
-                                (0..).zip(parts).map(|(index, part)| {
-                                    Ok((encoding::part_key(location, index).to_vec(), part.clone()))
-                                }),
-                            )
-                        }
-                    },
-                )?,
-                None => shared.live_entry(location, revision)?,
-            };
+        let entry = match self.records.get(&location) {
+            Some(bytes) => {
+                let parts = self.parts.get(&location).into_iter().flatten();
+                let parts = (0..).zip(parts).map(|(index, part)| {
+                    Ok((encoding::part_key(location, index).to_vec(), part.clone()))
+                });
+                Entry::from_put(location, Record::decode(location, bytes)?, |value| {
+                    value.into_bytes(location, parts)
+                })?
+            }
+            None => shared.live_entry(location, revision)?,
+        };
         super::holding_key(entry, key, location)
     }
 }

@@ -252,34 +252,32 @@ pub fn write_sample_history(db: &Db) -> revkv::Result<Model> {
     Ok(model)
 }
 
-/// Runs `access` on the sled tree of the closed store at `path`, as a disk fault, a bug or an
-/// inspection would reach it behind revkv's back, and flushes what it changed.
-/// sled's configuration of a revkv store: sled refuses to open one with another segment size.
-fn raw_config(path: &Path) -> sled::Config {
-    sled::Config::new().path(path).segment_size(8 * 1024 * 1024)
-}
-
-/// A revkv store's directory opened as plain sled (no revkv running on it).
+/// The closed revkv store at `path` opened as plain sled, as a disk fault, a bug or an
+/// inspection would reach it behind revkv's back.
 pub fn raw_sled(path: &Path) -> sled::Db {
-    raw_config(path)
-        .open()
-        .expect("the store opens as plain sled")
-}
-
-pub fn with_raw_tree<T>(path: &Path, access: impl FnOnce(&sled::Tree) -> T) -> T {
-    // sled's threads hold the directory's lock for a moment after the store is dropped.
+    // sled refuses to open a database with another segment size than it was created with, and
+    // its threads hold the directory's lock for a moment after the store is dropped.
+    let config = sled::Config::new()
+        .path(path)
+        .segment_size(revkv::SLED_SEGMENT_SIZE);
     let started = std::time::Instant::now();
-    let sled = loop {
-        match raw_config(path).open() {
+    loop {
+        match config.open() {
             Err(sled::Error::Io(cause))
                 if cause.to_string().contains("could not acquire lock")
                     && started.elapsed() < std::time::Duration::from_secs(2) =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            opened => break opened.expect("the closed store opens as plain sled"),
+            opened => return opened.expect("the closed store opens as plain sled"),
         }
-    };
+    }
+}
+
+/// Runs `access` on the sled tree of the closed store at `path` (see [`raw_sled`]), and
+/// flushes what it changed.
+pub fn with_raw_tree<T>(path: &Path, access: impl FnOnce(&sled::Tree) -> T) -> T {
+    let sled = raw_sled(path);
     let tree = sled.open_tree("revkv").expect("revkv's tree opens");
     let result = access(&tree);
     sled.flush().expect("sled flushes");

@@ -137,30 +137,17 @@ pub(super) fn weigh_open(dir: &Path, part: Part) -> revkv::Result<()> {
             print_growth(before);
         }
         Part::Sled => {
-            let mut config = sled::Config::new()
+            let sled = sled::Config::new()
                 .path(dir)
-                .cache_capacity(WEIGHING_CACHE_BYTES);
-            if let Some(size) = segment_size(dir) {
-                config = config.segment_size(size);
-            }
-            let sled = config.open()?;
+                .segment_size(revkv::SLED_SEGMENT_SIZE)
+                .cache_capacity(WEIGHING_CACHE_BYTES)
+                .open()?;
             // The store's one tree (DESIGN.md, on-disk layout).
             let _tree = sled.open_tree("revkv")?;
             print_growth(before);
         }
     }
     Ok(())
-}
-
-/// The segment size the store's sled was made with, from sled's `conf` file: sled opens a
-/// database only with the size it was made with, which is the store's choice, not sled's
-/// default.
-fn segment_size(dir: &Path) -> Option<usize> {
-    // The file ends in a binary checksum.
-    let conf = fs::read(dir.join("conf")).ok()?;
-    String::from_utf8_lossy(&conf)
-        .lines()
-        .find_map(|line| line.strip_prefix("segment_size:")?.trim().parse().ok())
 }
 
 /// Prints how much the resident size grew since it was `before`.
