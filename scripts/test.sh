@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command on a fresh Debian machine, run as root: installs what the tests
 # need beyond the Rust toolchain, then runs every test of the workspace. Arguments go to
-# `cargo test --workspace`, e.g. `scripts/test.sh --test power_cut`.
+# `cargo test --workspace`, e.g. `scripts/test.sh --test power_cut`; without arguments the
+# memory-measuring tests run after the rest, alone.
 #
 # The power-cut tests (crates/powercut) mount a FUSE filesystem: they need /dev/fuse and
 # fusermount3, from Debian's fuse3 package.
@@ -21,4 +22,8 @@ if ! command -v fusermount3 >/dev/null; then
     fi
 fi
 
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+if [ "$#" -eq 0 ]; then
+    # Tests that measure the whole process's memory, one at a time, with nothing beside them.
+    cargo test -p revkv --lib -- --ignored --test-threads=1
+fi

@@ -168,13 +168,17 @@ impl Value {
     }
 
     /// The value's bytes: its own when inline, else the parts stored beside the record at
-    /// `location` (as sled keys and values, in key order), joined and checked. `parts` is not
-    /// read for an inline value.
-    pub(crate) fn into_bytes(
+    /// `location` (as sled keys and values, in key order), joined and checked. `parts` is
+    /// called only for a value stored in parts: setting up a scan costs as much as reading a
+    /// small value, and almost every value is inline.
+    pub(crate) fn into_bytes<P>(
         self,
         location: Location,
-        parts: impl IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
-    ) -> Result<Vec<u8>> {
+        parts: impl FnOnce() -> P,
+    ) -> Result<Vec<u8>>
+    where
+        P: IntoIterator<Item = Result<(Vec<u8>, Vec<u8>)>>,
+    {
         let expected_parts = self.part_count();
         let (len, crc32) = match self {
             Value::Inline(bytes) => return Ok(bytes),
@@ -191,7 +195,7 @@ impl Value {
         }
         let mut value = Vec::with_capacity(len as usize);
         let mut count = 0;
-        for part in parts {
+        for part in parts() {
             let (key, sealed) = part?;
             if key != part_key(location, count) {
                 return Err(corrupted(format!("value part {count} is missing")));
@@ -709,7 +713,7 @@ mod tests {
         assert_eq!(
             value
                 .clone()
-                .into_bytes(location, parts.into_iter().map(Ok))
+                .into_bytes(location, || parts.into_iter().map(Ok))
                 .unwrap(),
             large
         );
@@ -742,7 +746,7 @@ mod tests {
         ] {
             let err = value
                 .clone()
-                .into_bytes(location, case.into_iter().map(Ok))
+                .into_bytes(location, || case.into_iter().map(Ok))
                 .unwrap_err();
             assert!(matches!(err, Error::Corrupted { .. }), "{name}: {err}");
         }

@@ -1593,8 +1593,8 @@ mod tests {
         }
     }
 
-    /// Resident memory of a one-million-key index, allocator overhead included; run with
-    /// `cargo test --release -- --ignored --nocapture --test-threads=1`.
+    /// Resident memory of a one-million-key index, allocator overhead included. It reads the
+    /// whole process's memory, so `scripts/test.sh` runs it on its own, after the other tests.
     #[test]
     #[ignore = "measures process memory, so it must run alone"]
     fn resident_memory_per_entry_beyond_the_key_bytes() {
@@ -1618,7 +1618,9 @@ mod tests {
         let after = resident_bytes();
         let per_entry = after.saturating_sub(before) as f64 / tree.len() as f64 - 16.0;
         println!("{per_entry:.1} resident bytes per entry beyond 16 key bytes");
-        let snapshot = tree.clone();
-        assert_eq!(snapshot.len(), tree.len());
+        assert!(
+            per_entry < 100.0,
+            "{per_entry:.1} resident bytes per entry beyond 16 key bytes"
+        );
     }
 }

@@ -94,6 +94,9 @@ pub(super) fn read(
         }
     }
     let budget = options.budget(limit);
+    if !options.filters() {
+        chunk.items.reserve(limit.min(view.tree.len()));
+    }
     let (mut examined, mut found) = (0, 0);
     let mut last: Option<Vec<u8>> = None;
     let mut exhausted = false;

@@ -474,13 +474,14 @@ impl Shared {
     /// The bytes of the value of the record at `location`, read from its parts when it is
     /// stored in parts.
     pub(crate) fn value_of(&self, location: Location, value: Value) -> Result<Vec<u8>> {
-        let parts = self
-            .data
-            .scan_prefix(encoding::parts_prefix(location))
-            .map(|part| {
-                let (key, bytes) = part?;
-                Ok((key.to_vec(), bytes.to_vec()))
-            });
+        let parts = || {
+            self.data
+                .scan_prefix(encoding::parts_prefix(location))
+                .map(|part| {
+                    let (key, bytes) = part?;
+                    Ok((key.to_vec(), bytes.to_vec()))
+                })
+        };
         value.into_bytes(location, parts)
     }
 

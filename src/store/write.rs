@@ -217,10 +217,12 @@ impl Staged {
     ) -> Result<Entry> {
         let entry = match self.records.get(&location) {
             Some(bytes) => {
-                let parts = self.parts.get(&location).into_iter().flatten();
-                let parts = (0..).zip(parts).map(|(index, part)| {
-                    Ok((encoding::part_key(location, index).to_vec(), part.clone()))
-                });
+                let parts = || {
+                    let parts = self.parts.get(&location).into_iter().flatten();
+                    (0..).zip(parts).map(move |(index, part)| {
+                        Ok((encoding::part_key(location, index).to_vec(), part.clone()))
+                    })
+                };
                 Entry::from_put(location, Record::decode(location, bytes)?, |value| {
                     value.into_bytes(location, parts)
                 })?
