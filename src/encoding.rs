@@ -106,27 +106,43 @@ pub(crate) fn record_prefix() -> [u8; 1] {
 }
 
 /// One change of one key, as stored at its [`Location`].
+///
+/// `B` holds the key and an inline value: owned bytes (the default) where a record is built or
+/// kept, or bytes borrowed from sled's buffer where a read only looks at it first (see
+/// [`Record::decode_borrowed`]). Both decode the same encoding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Record {
+#[serde(bound(
+    serialize = "B: serde_bytes::Serialize",
+    deserialize = "B: serde_bytes::Deserialize<'de>"
+))]
+pub(crate) struct Record<B = Vec<u8>> {
     #[serde(with = "serde_bytes")]
-    pub key: Vec<u8>,
+    pub key: B,
     /// The key's previous change (a put or a tombstone), if it had one; the chain that
     /// historical reads and compaction follow.
     pub prev: Option<Location>,
-    pub change: Change,
+    pub change: Change<B>,
 }
 
 /// What a record did to its key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Change {
-    Put(StoredValue),
+#[serde(bound(
+    serialize = "B: serde_bytes::Serialize",
+    deserialize = "B: serde_bytes::Deserialize<'de>"
+))]
+pub(crate) enum Change<B = Vec<u8>> {
+    Put(StoredValue<B>),
     Delete,
 }
 
 /// The contents of a key after a put.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredValue {
-    pub value: Value,
+#[serde(bound(
+    serialize = "B: serde_bytes::Serialize",
+    deserialize = "B: serde_bytes::Deserialize<'de>"
+))]
+pub(crate) struct StoredValue<B = Vec<u8>> {
+    pub value: Value<B>,
     pub create_revision: Revision,
     pub version: u64,
     pub labels: BTreeMap<String, String>,
@@ -135,8 +151,12 @@ pub(crate) struct StoredValue {
 
 /// A put's value, as its record holds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Value {
-    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+#[serde(bound(
+    serialize = "B: serde_bytes::Serialize",
+    deserialize = "B: serde_bytes::Deserialize<'de>"
+))]
+pub(crate) enum Value<B = Vec<u8>> {
+    Inline(#[serde(with = "serde_bytes")] B),
     /// Stored as `len.div_ceil(VALUE_PART_LEN)` parts beside the record; `crc32` is of the
     /// whole value, so parts that each pass their own checksum but do not belong together
     /// (swapped, or left over from another record) are caught.
@@ -157,6 +177,16 @@ impl Value {
             crc32: crc32fast::hash(&bytes),
         };
         (value, bytes.chunks(VALUE_PART_LEN).map(seal).collect())
+    }
+}
+
+impl<B: AsRef<[u8]> + Into<Vec<u8>>> Value<B> {
+    /// The value's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Value::Inline(bytes) => bytes.as_ref().len(),
+            Value::Parts { len, .. } => *len as usize,
+        }
     }
 
     /// How many parts are stored beside the record.
@@ -181,7 +211,7 @@ impl Value {
     {
         let expected_parts = self.part_count();
         let (len, crc32) = match self {
-            Value::Inline(bytes) => return Ok(bytes),
+            Value::Inline(bytes) => return Ok(bytes.into()),
             Value::Parts { len, crc32 } => (len, crc32),
         };
         let corrupted = |reason: String| Error::corrupted(location.to_string(), reason);
@@ -275,34 +305,48 @@ impl Record {
     pub(crate) fn decode(location: Location, bytes: &[u8]) -> Result<Self> {
         let payload =
             unseal(bytes).map_err(|reason| Error::corrupted(location.to_string(), reason))?;
-        Record::decode_payload(location, payload)
+        decode_payload(location, payload)
+    }
+}
+
+impl<'a> Record<&'a [u8]> {
+    /// As [`Record::decode`], borrowing the key and an inline value from `bytes`: a read that
+    /// may drop the record (a filter that does not match it) then copies nothing.
+    pub(crate) fn decode_borrowed(location: Location, bytes: &'a [u8]) -> Result<Self> {
+        let payload =
+            unseal(bytes).map_err(|reason| Error::corrupted(location.to_string(), reason))?;
+        decode_payload(location, payload)
     }
 
-    /// Decodes a record copy that [`Latest::decode_with_record`] returned, whose checksum it
-    /// has checked already.
-    pub(crate) fn decode_checked_copy(location: Location, copy: &[u8]) -> Result<Self> {
-        Record::decode_payload(location, &copy[4..])
+    /// Decodes, borrowing as [`Record::decode_borrowed`] does, a record copy that
+    /// [`Latest::decode_with_record`] returned, whose checksum it has checked already.
+    pub(crate) fn decode_checked_copy(location: Location, copy: &'a [u8]) -> Result<Self> {
+        decode_payload(location, &copy[4..])
     }
+}
 
-    fn decode_payload(location: Location, payload: &[u8]) -> Result<Self> {
-        let corrupted = |reason: String| Error::corrupted(location.to_string(), reason);
-        let Some((&tag, body)) = payload.split_first() else {
-            return Err(corrupted("empty record payload".into()));
-        };
-        if tag != RECORD_TAG_V1 {
-            return Err(corrupted(format!("unknown record tag {tag}")));
-        }
-        let (record, used): (Record, usize) =
-            bincode::serde::decode_from_slice(body, bincode_config())
-                .map_err(|e| corrupted(format!("undecodable record: {e}")))?;
-        if used != body.len() {
-            return Err(corrupted(format!(
-                "{} trailing bytes after the record",
-                body.len() - used
-            )));
-        }
-        Ok(record)
+/// Decodes a record's payload (its tag and bincode body), owned or borrowing from `payload`.
+fn decode_payload<'a, B>(location: Location, payload: &'a [u8]) -> Result<Record<B>>
+where
+    B: serde_bytes::Deserialize<'a>,
+{
+    let corrupted = |reason: String| Error::corrupted(location.to_string(), reason);
+    let Some((&tag, body)) = payload.split_first() else {
+        return Err(corrupted("empty record payload".into()));
+    };
+    if tag != RECORD_TAG_V1 {
+        return Err(corrupted(format!("unknown record tag {tag}")));
     }
+    let (record, used): (Record<B>, usize) =
+        bincode::serde::borrow_decode_from_slice(body, bincode_config())
+            .map_err(|e| corrupted(format!("undecodable record: {e}")))?;
+    if used != body.len() {
+        return Err(corrupted(format!(
+            "{} trailing bytes after the record",
+            body.len() - used
+        )));
+    }
+    Ok(record)
 }
 
 /// The newest change of a key, kept so a write can chain to it and a historical read can start

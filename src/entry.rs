@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::encoding::{Change, Location, Record, Value};
+use crate::encoding::{Change, Location, Record, StoredValue, Value};
 use crate::{Error, Result, Revision};
 
 /// One key's state at the revision a read was made at.
@@ -30,25 +30,35 @@ impl Entry {
     /// Turns the put record stored at `location` into an entry, its value read with `value` (see
     /// [`Value`]); a tombstone there is corruption, because callers only follow locations of
     /// live keys.
-    pub(crate) fn from_put(
+    pub(crate) fn from_put<B: Into<Vec<u8>>>(
         location: Location,
-        record: Record,
-        value: impl FnOnce(Value) -> Result<Vec<u8>>,
+        record: Record<B>,
+        value: impl FnOnce(Value<B>) -> Result<Vec<u8>>,
     ) -> Result<Self> {
         match record.change {
-            Change::Put(stored) => Ok(Entry {
-                key: record.key,
-                value: value(stored.value)?,
-                create_revision: stored.create_revision,
-                mod_revision: location.revision,
-                version: stored.version,
-                labels: stored.labels,
-                fields: stored.fields,
-            }),
+            Change::Put(stored) => Entry::from_stored(record.key.into(), location, stored, value),
             Change::Delete => Err(Error::corrupted(
                 location.to_string(),
                 "the index points a live key at a tombstone",
             )),
         }
+    }
+
+    /// The entry of `key` after the put stored at `location`, its value read with `value`.
+    pub(crate) fn from_stored<B>(
+        key: Vec<u8>,
+        location: Location,
+        stored: StoredValue<B>,
+        value: impl FnOnce(Value<B>) -> Result<Vec<u8>>,
+    ) -> Result<Self> {
+        Ok(Entry {
+            key,
+            value: value(stored.value)?,
+            create_revision: stored.create_revision,
+            mod_revision: location.revision,
+            version: stored.version,
+            labels: stored.labels,
+            fields: stored.fields,
+        })
     }
 }

@@ -9,6 +9,7 @@ mod crash;
 mod group_commit;
 mod identity;
 mod large_values;
+mod limits;
 mod list_continue;
 mod listing;
 mod model;

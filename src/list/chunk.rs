@@ -1,6 +1,6 @@
 //! Reading one chunk: walking the pinned view from the resume position, filtering, rolling up.
 
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 
 use super::options::{prefix_end, tighter_lower, tighter_upper, ListOptions};
 use crate::encoding::Location;
@@ -97,10 +97,10 @@ pub(super) fn read(
     if !options.filters() {
         chunk.items.reserve(limit.min(view.tree.len()));
     }
-    let (mut examined, mut found) = (0, 0);
+    let (mut examined, mut found, mut page_bytes) = (0, 0, 0);
     let mut last: Option<Vec<u8>> = None;
     let mut exhausted = false;
-    'chunk: while found < limit && examined < budget {
+    'chunk: while found < limit && examined < budget && page_bytes < options.max_page_bytes {
         let wanted = if options.filters() {
             (limit - found).max(MIN_FILTER_BATCH).min(budget - examined)
         } else {
@@ -121,19 +121,30 @@ pub(super) fn read(
         } else {
             run.len()
         };
-        let entries = shared.live_entries(&run[..plain], view.revision, options.reverse)?;
-        for (position, ((key, _), entry)) in run[..plain].iter().zip(entries).enumerate() {
-            examined += 1;
-            if options.labels.matches(&entry.labels) && options.fields.matches(&entry.fields) {
-                chunk.items.push(entry);
+        let mut visited = 0;
+        let mut full = false;
+        shared.visit_live(&run[..plain], view.revision, options.reverse, |candidate| {
+            visited += 1;
+            if options.labels.matches(candidate.labels())
+                && options.fields.matches(candidate.fields())
+            {
+                page_bytes += candidate.weight();
+                chunk.items.push(candidate.into_entry(shared)?);
                 found += 1;
             }
-            if found == limit || position + 1 == plain {
-                last = Some(key.to_vec());
-            }
-            if found == limit {
-                break 'chunk;
-            }
+            full = found == limit || page_bytes >= options.max_page_bytes;
+            Ok(if full {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        examined += visited;
+        if let Some((key, _)) = run[..visited].last() {
+            last = Some(key.to_vec());
+        }
+        if full {
+            break 'chunk;
         }
         if let Some((key, _)) = run[..plain].last() {
             unexamined.advance_past(options, key);
@@ -145,6 +156,7 @@ pub(super) fn read(
                 .to_vec();
             examined += 1;
             if !options.is_start_marker(&prefix) {
+                page_bytes += prefix.len();
                 chunk.prefixes.push(prefix.clone());
                 found += 1;
             }

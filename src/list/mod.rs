@@ -5,7 +5,7 @@ mod options;
 
 use serde::Serialize;
 
-pub use options::{ListOptions, DEFAULT_SCAN_BUDGET};
+pub use options::{ListOptions, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGET};
 
 use crate::token::ContinueToken;
 use crate::{Db, Entry, Error, Result, Revision, TokenRejection};

@@ -8,6 +8,11 @@ use crate::Revision;
 /// How many keys a filtered chunk examines at most, by default, before it returns short.
 pub const DEFAULT_SCAN_BUDGET: usize = 10_000;
 
+/// How many bytes of entries a page holds, by default, before it ends early with a continue
+/// token: 16 MiB, so that a page of the largest size still fits in memory when its values are
+/// the largest a store accepts.
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
+
 /// What to list: a key range, optional filters, a page size, and where to continue.
 ///
 /// Ranges come from [`prefix`](ListOptions::prefix), [`range`](ListOptions::range),
@@ -50,6 +55,7 @@ pub struct ListOptions {
     pub(super) fields: FieldSelector,
     pub(super) limit: Option<usize>,
     scan_budget: usize,
+    pub(super) max_page_bytes: usize,
     pub(super) continue_token: Option<String>,
     pub(super) revision: Option<Revision>,
     pub(super) reverse: bool,
@@ -70,6 +76,7 @@ impl ListOptions {
             fields: FieldSelector::default(),
             limit: None,
             scan_budget: DEFAULT_SCAN_BUDGET,
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
             continue_token: None,
             revision: None,
             reverse: false,
@@ -159,6 +166,16 @@ impl ListOptions {
         self
     }
 
+    /// Ends a page, with a continue token, after the entry that brings the bytes of its entries
+    /// (keys, values, labels and fields) to `bytes` ([`DEFAULT_MAX_PAGE_BYTES`] by default). A
+    /// page always holds at least one entry when one remains, so a list always progresses; it
+    /// holds at most `bytes` plus one entry.
+    #[must_use]
+    pub fn max_page_bytes(mut self, bytes: usize) -> Self {
+        self.max_page_bytes = bytes.max(1);
+        self
+    }
+
     /// Continues a list from the token of its previous chunk.
     #[must_use]
     pub fn continue_token(mut self, token: impl Into<String>) -> Self {
@@ -228,7 +245,7 @@ impl ListOptions {
     }
 
     /// Identifies the request a continue token belongs to: everything but the page size, the
-    /// scan budget, the token itself and the revision.
+    /// page's byte budget, the scan budget, the token itself and the revision.
     pub(super) fn fingerprint(&self) -> u32 {
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(b"revkv list v1");

@@ -1,6 +1,7 @@
 //! The store: the sled database, the write path, durability and restore.
 
 mod durable;
+mod live;
 mod write;
 
 pub(crate) use write::now_millis;
@@ -513,8 +514,15 @@ impl Shared {
     /// The entry of a live key at `location`; a missing record is corruption unless compaction
     /// removed it under a reader of `revision`, which is then told so.
     pub(crate) fn live_entry(&self, location: Location, revision: Revision) -> Result<Entry> {
-        match self.record(location)? {
-            Some(record) => self.entry_of(location, record),
+        let bytes = self.record_bytes(location, revision)?;
+        self.entry_of(location, Record::decode(location, &bytes)?)
+    }
+
+    /// The stored bytes of the record of a live key at `location`, as [`Shared::live_entry`]
+    /// needs them.
+    pub(crate) fn record_bytes(&self, location: Location, revision: Revision) -> Result<IVec> {
+        match self.data.get(location.record_key())? {
+            Some(bytes) => Ok(bytes),
             None => {
                 self.check_not_compacted(revision)?;
                 Err(Error::corrupted(
@@ -523,73 +531,6 @@ impl Shared {
                 ))
             }
         }
-    }
-
-    /// The entries of the live keys of `run`, a run of a view at `revision` in key order
-    /// (descending when `reverse`), in that order.
-    ///
-    /// Every live key's latest pointer carries a copy of its newest record, so the keys that
-    /// did not change since the view are read with one sled range scan over the pointers, in
-    /// key order, whatever order they were written in; only keys changed since are read from
-    /// their records by location.
-    pub(crate) fn live_entries(
-        &self,
-        run: &[(Key, Location)],
-        revision: Revision,
-        reverse: bool,
-    ) -> Result<Vec<Entry>> {
-        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
-            return Ok(Vec::new());
-        };
-        let (low, high) = if reverse {
-            (last, first)
-        } else {
-            (first, last)
-        };
-        let mut pointers = self
-            .data
-            .range(Latest::sled_key(low)..=Latest::sled_key(high));
-        let mut next_pointer = || {
-            if reverse {
-                pointers.next_back()
-            } else {
-                pointers.next()
-            }
-            .transpose()
-        };
-        let mut pointer = next_pointer()?;
-        let mut entries = Vec::with_capacity(run.len());
-        for (key, location) in run {
-            let (key, location) = (&**key, *location);
-            let before = |at: &IVec| {
-                let at = Latest::user_key(at);
-                if reverse {
-                    at > key
-                } else {
-                    at < key
-                }
-            };
-            while pointer.as_ref().is_some_and(|(at, _)| before(at)) {
-                pointer = next_pointer()?;
-            }
-            let inline = match &pointer {
-                Some((at, bytes)) if Latest::user_key(at) == key => {
-                    match Latest::decode_with_record(key, bytes)? {
-                        (latest, Some(record)) if latest.location == location => {
-                            Some(Record::decode_checked_copy(location, record)?)
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            let entry = match inline {
-                Some(record) => self.entry_of(location, record)?,
-                None => self.live_entry(location, revision)?,
-            };
-            entries.push(holding_key(entry, key, location)?);
-        }
-        Ok(entries)
     }
 
     pub(crate) fn get_in_view(&self, view: &View, key: &[u8]) -> Result<Option<Entry>> {
@@ -714,8 +655,14 @@ fn read_meta(data: &sled::Tree, meta: Meta) -> Result<u64> {
 
 /// Checks that the record the index points `key` at holds that key.
 pub(crate) fn holding_key(entry: Entry, key: &[u8], location: Location) -> Result<Entry> {
-    if entry.key == key {
-        Ok(entry)
+    check_holds_key(&entry.key, key, location)?;
+    Ok(entry)
+}
+
+/// Checks that the record at `location`, holding `held`, is the record of `key`.
+pub(crate) fn check_holds_key(held: &[u8], key: &[u8], location: Location) -> Result<()> {
+    if held == key {
+        Ok(())
     } else {
         Err(Error::corrupted(
             location.to_string(),

@@ -1,0 +1,121 @@
+//! What one request may cost: the bytes of a page, the bytes of a write, and the values a
+//! filtered chunk reads.
+
+use revkv::{Db, Error, ListOptions, Put, Retention};
+
+use crate::common::with_raw_tree;
+
+fn open(path: &std::path::Path) -> Db {
+    Db::options()
+        .retention(Retention::Manual)
+        .open(path)
+        .expect("the store opens")
+}
+
+/// Every key of `options`' list, page by page, with each page's entry bytes.
+fn pages(db: &Db, options: &ListOptions) -> Vec<(Vec<Vec<u8>>, usize)> {
+    let mut pages = Vec::new();
+    let mut next = options.clone();
+    loop {
+        let page = db.list(&next).expect("a page");
+        let bytes = page.items.iter().map(|e| e.key.len() + e.value.len()).sum();
+        pages.push((page.items.into_iter().map(|e| e.key).collect(), bytes));
+        match page.continue_token {
+            Some(token) => next = options.clone().continue_token(token),
+            None => return pages,
+        }
+    }
+}
+
+#[test]
+fn a_page_ends_once_its_bytes_reach_the_budget_and_the_list_loses_nothing() -> revkv::Result<()> {
+    let db = Db::temporary()?;
+    let value_len = |i: usize| 1000 + 3000 * (i % 7);
+    for i in 0..200 {
+        db.put(format!("big/{i:03}"), vec![b'v'; value_len(i)])?;
+    }
+    let budget = 20_000;
+    let options = ListOptions::prefix("big/")
+        .limit(100)
+        .max_page_bytes(budget);
+    let pages = pages(&db, &options);
+    let keys: Vec<Vec<u8>> = pages.iter().flat_map(|(keys, _)| keys.clone()).collect();
+    let expected: Vec<Vec<u8>> = (0..200)
+        .map(|i| format!("big/{i:03}").into_bytes())
+        .collect();
+    assert_eq!(keys, expected, "every key once, in order");
+    assert!(
+        pages.len() > 2,
+        "{} pages: the budget ended pages early",
+        pages.len()
+    );
+    for (keys, bytes) in &pages {
+        assert!(!keys.is_empty(), "every page progresses");
+        let last = keys.last().expect("a page holds an entry");
+        let largest = last.len() + value_len(199).max(value_len(6));
+        assert!(
+            *bytes < budget + largest,
+            "a page of {bytes} bytes goes past the budget by more than its last entry"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_page_holds_one_entry_even_when_that_entry_alone_is_over_the_budget() -> revkv::Result<()> {
+    let db = Db::temporary()?;
+    for i in 0..3 {
+        db.put(format!("k/{i}"), vec![0u8; 5000])?;
+    }
+    let options = ListOptions::prefix("k/").max_page_bytes(1);
+    let pages = pages(&db, &options);
+    assert_eq!(pages.len(), 3);
+    assert!(pages.iter().all(|(keys, _)| keys.len() == 1));
+    let first = db.list(&options)?;
+    assert_eq!(first.remaining, Some(2), "the count stays exact");
+    Ok(())
+}
+
+#[test]
+fn a_filtered_chunk_never_reads_the_values_of_entries_it_drops() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let large = 100 * 1024;
+    {
+        let db = open(dir.path());
+        for i in 0..20 {
+            let kind = if i % 5 == 0 { "keep" } else { "drop" };
+            db.put_with(Put::new(format!("obj/{i:02}"), vec![i as u8; large]).label("kind", kind))?;
+        }
+    }
+    // The parts of every dropped entry's value go missing: reading any of them is corruption.
+    with_raw_tree(dir.path(), |tree| {
+        let parts: Vec<_> = tree
+            .scan_prefix(b"p")
+            .keys()
+            .map(|k| k.expect("a key"))
+            .collect();
+        assert!(!parts.is_empty());
+        for key in parts {
+            let revision = u64::from_be_bytes(key[1..9].try_into().expect("a revision"));
+            // Revision r holds object r - 1; objects 0, 5, 10 and 15 are kept.
+            if (revision - 1) % 5 != 0 {
+                tree.remove(key).expect("sled removes");
+            }
+        }
+    });
+    let db = open(dir.path());
+    let kept = ListOptions::prefix("obj/").label_selector("kind=keep".parse().expect("a selector"));
+    let page = db.list(&kept)?;
+    let keys: Vec<_> = page.items.iter().map(|e| e.key.clone()).collect();
+    assert_eq!(
+        keys,
+        [b"obj/00", b"obj/05", b"obj/10", b"obj/15"].map(|k| k.to_vec())
+    );
+    assert!(page.items.iter().all(|e| e.value.len() == large));
+    let unfiltered = db.list(&ListOptions::prefix("obj/")).unwrap_err();
+    assert!(
+        matches!(unfiltered, Error::Corrupted { .. }),
+        "{unfiltered}"
+    );
+    Ok(())
+}
