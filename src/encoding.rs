@@ -22,7 +22,8 @@
 //! value longer than [`INLINE_VALUE_MAX`] is therefore stored as parts of at most
 //! [`VALUE_PART_LEN`] bytes, under `b'p'`, and its record holds only the value's length and
 //! crc32. With keys up to 4 KiB and labels and fields up to [`crate::MAX_METADATA_LEN`], no
-//! record exceeds about 53 KiB, and no page comes near the 2 MiB that 8 MiB segments allow.
+//! record exceeds [`MAX_RECORD_LEN`] (about 63 KiB), and no page comes near the 2 MiB that
+//! 8 MiB segments allow.
 
 use std::collections::BTreeMap;
 
@@ -53,8 +54,27 @@ const RECORD_TAG_V1: u8 = 1;
 const LATEST_LIVE: u8 = 1;
 const LATEST_TOMBSTONE: u8 = 0;
 
-/// Decoding never allocates more than this, whatever a corrupt length prefix claims.
-const DECODE_LIMIT: usize = 2 * crate::MAX_VALUE_LEN + 1024 * 1024;
+/// The longest record a write accepted by the limits can produce: a key and an inline value at
+/// their limits and labels and fields at theirs, with room for every length prefix (at most 5
+/// bytes each) and fixed-size field.
+const MAX_RECORD_LEN: usize = crate::MAX_KEY_LEN
+    + INLINE_VALUE_MAX
+    + crate::MAX_METADATA_LEN
+    + 2 * 5 * crate::MAX_LABELS
+    + 256;
+
+/// Decoding never allocates more than this, whatever a corrupt length prefix claims. bincode
+/// counts the memory of each decoded map entry besides the bytes it reads, so the limit leaves
+/// room for the most entries 32 KiB of metadata can hold (one-byte names, empty values), as
+/// records written before [`crate::MAX_LABELS`] existed may.
+const DECODE_LIMIT: usize = 4 * 1024 * 1024;
+
+// Every record a write accepts decodes: a write can never leave a record behind that reads fail
+// on.
+const _: () = assert!(
+    MAX_RECORD_LEN + crate::MAX_METADATA_LEN * std::mem::size_of::<(String, String)>()
+        <= DECODE_LIMIT
+);
 
 /// Where one change of one key is stored: its revision and its position inside that revision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -641,6 +661,32 @@ mod tests {
                 fields: BTreeMap::new(),
             }),
         }
+    }
+
+    #[test]
+    fn the_largest_record_the_write_limits_allow_fits_its_bound_and_decodes() {
+        let per_label = crate::MAX_METADATA_LEN / crate::MAX_LABELS;
+        let labels: BTreeMap<String, String> = (0..crate::MAX_LABELS)
+            .map(|i| (format!("l{i:04}"), "x".repeat(per_label - 5)))
+            .collect();
+        let location = Location {
+            revision: Revision::new(u64::MAX),
+            sub: u32::MAX,
+        };
+        let record = Record {
+            key: vec![0xff; crate::MAX_KEY_LEN],
+            prev: Some(location),
+            change: Change::Put(StoredValue {
+                value: Value::Inline(vec![0xff; INLINE_VALUE_MAX]),
+                create_revision: Revision::new(u64::MAX),
+                version: u64::MAX,
+                labels,
+                fields: BTreeMap::new(),
+            }),
+        };
+        let encoded = record.encode();
+        assert!(encoded.len() <= MAX_RECORD_LEN, "{} bytes", encoded.len());
+        assert_eq!(Record::decode(location, &encoded).unwrap(), record);
     }
 
     #[test]

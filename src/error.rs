@@ -33,6 +33,17 @@ pub enum Error {
         /// Bytes of the put's label and field keys and values together.
         len: usize,
     },
+    /// A put carries more than [`crate::MAX_LABELS`] labels and fields together.
+    TooManyLabels {
+        /// Number of the put's labels and fields together.
+        count: usize,
+    },
+    /// A transaction branch's keys, values, labels and fields add up to more than
+    /// [`crate::MAX_TXN_BYTES`].
+    TxnTooLarge {
+        /// Bytes of the branch that would run, or of the larger branch.
+        bytes: usize,
+    },
     /// A transaction branch has more than [`crate::MAX_TXN_OPS`] operations.
     TooManyOperations {
         /// Number of operations in the branch that would run.
@@ -138,6 +149,8 @@ impl Error {
             Error::KeyTooLarge { .. } => "KeyTooLarge",
             Error::ValueTooLarge { .. } => "ValueTooLarge",
             Error::MetadataTooLarge { .. } => "MetadataTooLarge",
+            Error::TooManyLabels { .. } => "TooManyLabels",
+            Error::TxnTooLarge { .. } => "TxnTooLarge",
             Error::TooManyOperations { .. } => "TooManyOperations",
             Error::DuplicateKey { .. } => "DuplicateKey",
             Error::FutureRevision { .. } => "FutureRevision",
@@ -219,6 +232,16 @@ impl fmt::Display for Error {
                     crate::MAX_METADATA_LEN
                 )
             }
+            Error::TooManyLabels { count } => write!(
+                f,
+                "{count} labels and fields exceed the limit of {}",
+                crate::MAX_LABELS
+            ),
+            Error::TxnTooLarge { bytes } => write!(
+                f,
+                "transaction branch of {bytes} bytes exceeds the limit of {} bytes",
+                crate::MAX_TXN_BYTES
+            ),
             Error::TooManyOperations { count } => write!(
                 f,
                 "transaction branch has {count} operations, more than the limit of {}",

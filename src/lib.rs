@@ -96,8 +96,13 @@ pub const MAX_METADATA_LEN: usize = 32 * 1024;
 /// with the size it was created with, so a tool that opens a store's directory with sled itself
 /// (to inspect it, not while revkv has it open) needs this size.
 pub const SLED_SEGMENT_SIZE: usize = store::SEGMENT_SIZE;
+/// The most labels and fields one put may carry, counted together.
+pub const MAX_LABELS: usize = 1024;
 /// The most operations one transaction branch may hold.
 pub const MAX_TXN_OPS: usize = 10_000;
+/// The most bytes of keys, values, labels and fields one transaction branch may hold: one
+/// request cannot make a commit group, and the batch it writes, arbitrarily large.
+pub const MAX_TXN_BYTES: usize = 8 * 1024 * 1024;
 
 /// Shows a key in messages: as text when it is UTF-8, otherwise as escaped bytes.
 pub(crate) fn display_key(key: &[u8]) -> String {

@@ -35,7 +35,8 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// As [`Db::put`].
+    /// As [`Db::put`], and for its labels and fields [`Error::InvalidLabel`],
+    /// [`Error::MetadataTooLarge`] and [`Error::TooManyLabels`].
     pub fn put_with(&self, put: Put) -> Result<Revision> {
         Ok(self.txn(Txn::new().then([Op::Put(put)]))?.revision)
     }
@@ -66,17 +67,35 @@ impl Db {
     /// # Errors
     ///
     /// [`Error::DuplicateKey`] when a branch names a key twice, [`Error::TooManyOperations`],
-    /// and the errors of [`Db::put`]. Both branches are validated, whichever runs.
+    /// [`Error::TxnTooLarge`], and the errors of [`Db::put_with`]. Both branches are
+    /// validated, whichever runs.
     pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
-        validate_branch(&txn.then)?;
-        validate_branch(&txn.otherwise)?;
-        self.shared.commit(txn)
+        let bytes = validate_branch(&txn.then)?.max(validate_branch(&txn.otherwise)?);
+        self.shared.commit(txn, bytes)
     }
 }
 
 /// How long a leader waits for the writers of the previous group to queue again. They are
 /// usually on their way back, and each one that joins this group saves a flush of its own.
 const GATHER_WINDOW: Duration = Duration::from_micros(200);
+
+/// The most bytes of transactions (as [`validate_branch`] counts them) one commit group
+/// writes as one sled batch; the rest wait for the next group. A group holds at least one
+/// transaction, and none is larger than this.
+const MAX_GROUP_BYTES: usize = 4 * crate::MAX_TXN_BYTES;
+
+/// How many of the queued transactions, of these sizes, oldest first, the next group takes.
+fn group_len(sizes: impl IntoIterator<Item = usize>) -> usize {
+    let mut total = 0;
+    let within = sizes
+        .into_iter()
+        .take_while(|bytes| {
+            total += bytes;
+            total <= MAX_GROUP_BYTES
+        })
+        .count();
+    within.max(1)
+}
 
 /// Transactions waiting for a commit leader, and the outcomes of committed ones.
 #[derive(Default)]
@@ -94,6 +113,8 @@ struct Waiting {
     ticket: u64,
     thread: ThreadId,
     txn: Txn,
+    /// The transaction's size, as [`validate_branch`] counts it.
+    bytes: usize,
     /// Signalled, under the queue's lock, when the outcome is in or the caller is to lead.
     wake: Arc<Condvar>,
 }
@@ -261,9 +282,10 @@ impl Tombstones {
 }
 
 impl Shared {
-    /// Queues `txn` and waits for its outcome. A caller that finds no leader at work becomes
-    /// the leader and commits everything queued, its own transaction included.
-    fn commit(&self, txn: Txn) -> Result<TxnResponse> {
+    /// Queues `txn`, of `bytes`, and waits for its outcome. A caller that finds no leader at
+    /// work becomes the leader and commits the oldest queued transactions, as many as one group
+    /// holds, until its own transaction has been committed.
+    fn commit(&self, txn: Txn, bytes: usize) -> Result<TxnResponse> {
         let mut queue = self.commits.lock();
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
@@ -272,6 +294,7 @@ impl Shared {
             ticket,
             thread: thread::current().id(),
             txn,
+            bytes,
             wake: Arc::clone(&wake),
         });
         if queue.gathering {
@@ -281,32 +304,29 @@ impl Shared {
             if let Some(outcome) = queue.finished.remove(&ticket) {
                 return outcome;
             }
-            if !queue.leading {
-                break;
+            if queue.leading {
+                wake.wait(&mut queue);
+                continue;
             }
-            wake.wait(&mut queue);
+            queue.leading = true;
+            self.gather(&mut queue);
+            let len = group_len(queue.waiting.iter().map(|waiting| waiting.bytes));
+            let group: Vec<Waiting> = queue.waiting.drain(..len).collect();
+            queue.last_group = group.iter().map(|waiting| waiting.thread).collect();
+            drop(queue);
+            let (members, txns) = group
+                .into_iter()
+                .map(|waiting| ((waiting.ticket, waiting.wake), waiting.txn))
+                .unzip();
+            let mut leadership = Leadership {
+                shared: self,
+                members,
+                outcomes: None,
+            };
+            leadership.outcomes = Some(self.commit_group(txns));
+            drop(leadership);
+            queue = self.commits.lock();
         }
-        queue.leading = true;
-        self.gather(&mut queue);
-        let waiting = std::mem::take(&mut queue.waiting);
-        queue.last_group = waiting.iter().map(|waiting| waiting.thread).collect();
-        drop(queue);
-        let (members, txns) = waiting
-            .into_iter()
-            .map(|waiting| ((waiting.ticket, waiting.wake), waiting.txn))
-            .unzip();
-        let mut leadership = Leadership {
-            shared: self,
-            members,
-            outcomes: None,
-        };
-        leadership.outcomes = Some(self.commit_group(txns));
-        drop(leadership);
-        self.commits
-            .lock()
-            .finished
-            .remove(&ticket)
-            .expect("a leader commits its own transaction")
     }
 
     /// Waits, for a moment at most, until every thread of the previous group has queued again.
@@ -522,11 +542,13 @@ fn stage_delete(next: &mut View, changes: &mut Changes, location: Location, key:
     true
 }
 
-fn validate_branch(ops: &[Op]) -> Result<()> {
+/// Checks a branch against the write limits; returns its bytes (see [`crate::MAX_TXN_BYTES`]).
+fn validate_branch(ops: &[Op]) -> Result<usize> {
     if ops.len() > crate::MAX_TXN_OPS {
         return Err(Error::TooManyOperations { count: ops.len() });
     }
     let mut seen = HashSet::with_capacity(ops.len());
+    let mut bytes = 0;
     for op in ops {
         let key = op.key();
         if key.is_empty() {
@@ -535,11 +557,16 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
         if key.len() > crate::MAX_KEY_LEN {
             return Err(Error::KeyTooLarge { len: key.len() });
         }
+        bytes += key.len();
         if let Op::Put(put) = op {
             if put.value.len() > crate::MAX_VALUE_LEN {
                 return Err(Error::ValueTooLarge {
                     len: put.value.len(),
                 });
+            }
+            let count = put.labels.len() + put.fields.len();
+            if count > crate::MAX_LABELS {
+                return Err(Error::TooManyLabels { count });
             }
             selector::validate_labels(&put.labels)?;
             selector::validate_fields(&put.fields)?;
@@ -552,12 +579,16 @@ fn validate_branch(ops: &[Op]) -> Result<()> {
             if metadata_len > crate::MAX_METADATA_LEN {
                 return Err(Error::MetadataTooLarge { len: metadata_len });
             }
+            bytes += put.value.len() + metadata_len;
+        }
+        if bytes > crate::MAX_TXN_BYTES {
+            return Err(Error::TxnTooLarge { bytes });
         }
         if !seen.insert(key) {
             return Err(Error::DuplicateKey { key: key.to_vec() });
         }
     }
-    Ok(())
+    Ok(bytes)
 }
 
 pub(crate) fn now_millis() -> u64 {
@@ -570,7 +601,17 @@ pub(crate) fn now_millis() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::{group_len, MAX_GROUP_BYTES};
     use crate::{Db, Revision};
+
+    #[test]
+    fn a_group_takes_the_oldest_transactions_that_fit_its_bytes_and_at_least_one() {
+        assert_eq!(group_len([10, 20, 30]), 3);
+        assert_eq!(group_len([MAX_GROUP_BYTES / 2; 5]), 2);
+        assert_eq!(group_len([MAX_GROUP_BYTES / 2, MAX_GROUP_BYTES, 1]), 1);
+        assert_eq!(group_len([MAX_GROUP_BYTES + 1, 1]), 1);
+        assert_eq!(group_len([1, MAX_GROUP_BYTES, 1]), 1);
+    }
 
     fn tombstone_count(db: &Db) -> usize {
         db.shared.writer.lock().tombstones.0.len()
