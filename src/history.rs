@@ -87,17 +87,16 @@ impl Shared {
         }
     }
 
-    /// The view of the live keys at `revision`, from the cache or rebuilt from the log.
+    /// The view of the live keys at `revision`, from the cache or rebuilt from the log. It is
+    /// not pinned: a list pins the view only when it has more chunks to read from it.
     pub(crate) fn view_at(&self, revision: Revision) -> Result<View> {
         self.check_readable(revision)?;
         if let Some(view) = self.index.pinned(revision) {
             return Ok(view);
         }
-        let view = self.rebuild(revision);
+        let view = self.rebuilds.view_at(revision, || self.rebuild(revision));
         self.check_not_compacted(revision)?;
-        let view = view?;
-        self.index.pin(view.clone());
-        Ok(view)
+        view
     }
 
     fn rebuild(&self, revision: Revision) -> Result<View> {
@@ -109,6 +108,7 @@ impl Shared {
             let location = Location::from_record_key(&sled_key)?;
             let record = Record::decode(location, &bytes)?;
             undo(&mut view, location, record)?;
+            view.changes -= 1;
         }
         view.revision = revision;
         Ok(view)

@@ -39,8 +39,9 @@ fn write_buffered_until_killed(path: &Path) -> revkv::Result<()> {
     unreachable!("the child writes until killed")
 }
 
-/// Runs the child for `millis` and kills it; returns the revisions it published, each with the
-/// first key and the token of a list at that revision.
+/// Runs the child until it has published for `millis` and kills it; returns the revisions it
+/// published, each with the token of a list at that revision. The time counts from its first
+/// report, so a slow start (a busy machine) cannot leave it killed before it wrote anything.
 fn run_and_kill(path: &Path, millis: u64) -> Vec<(Revision, String)> {
     let mut child = Command::new(std::env::current_exe().expect("the test binary's path"))
         .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
@@ -49,20 +50,33 @@ fn run_and_kill(path: &Path, millis: u64) -> Vec<(Revision, String)> {
         .spawn()
         .expect("the test binary runs again as the child");
     let stdout = child.stdout.take().expect("stdout is piped");
+    let (first_report, started) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|line| {
-                let (_, report) = line.split_once(TAG)?;
-                let mut words = report.split_whitespace();
-                let revision = Revision::new(words.next()?.parse().ok()?);
-                let _key = words.next()?;
-                Some((revision, words.next()?.to_string()))
-            })
-            .collect::<Vec<_>>()
+        let mut published = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Some((_, report)) = line.split_once(TAG) else {
+                continue;
+            };
+            let mut words = report.split_whitespace();
+            let (Some(revision), Some(_key), Some(token)) =
+                (words.next(), words.next(), words.next())
+            else {
+                continue;
+            };
+            let Ok(revision) = revision.parse() else {
+                continue;
+            };
+            if published.is_empty() {
+                // The receiver may be gone already, when the child failed to start.
+                let _ = first_report.send(());
+            }
+            published.push((Revision::new(revision), token.to_string()));
+        }
+        published
     });
-    std::thread::sleep(Duration::from_millis(millis));
+    if started.recv_timeout(Duration::from_secs(120)).is_ok() {
+        std::thread::sleep(Duration::from_millis(millis));
+    }
     child.kill().expect("SIGKILL is delivered");
     child.wait().expect("the child is reaped");
     reader.join().expect("the reader ends at EOF")

@@ -194,3 +194,57 @@ fn concurrent_transactions_larger_than_a_group_all_commit() -> revkv::Result<()>
         .all(|&b| format!("w{b:02}/").as_bytes() == &e.key[..4])));
     Ok(())
 }
+
+#[test]
+fn only_lists_with_chunks_left_pin_their_snapshot() -> revkv::Result<()> {
+    let db = Db::temporary()?;
+    for i in 0..10 {
+        db.put(format!("k/{i}"), "v")?;
+    }
+    let old = db.current_revision();
+    for i in 0..10 {
+        db.put(format!("k/{i}"), "newer")?;
+    }
+    let whole = db.list(&ListOptions::prefix("k/").revision(old))?;
+    assert_eq!(whole.items.len(), 10);
+    assert!(whole.items.iter().all(|e| e.value == b"v"));
+    assert_eq!(
+        db.stat()?.pinned_snapshots,
+        0,
+        "a list read in one chunk pins nothing"
+    );
+
+    let first = db.list(&ListOptions::prefix("k/").revision(old).limit(4))?;
+    let stat = db.stat()?;
+    assert_eq!(stat.pinned_snapshots, 1);
+    assert!(stat.pinned_bytes > 0, "a view ten changes old holds memory");
+    let token = first.continue_token.expect("chunks left");
+    let second = db.list(&ListOptions::prefix("k/").limit(4).continue_token(token))?;
+    assert_eq!(second.revision, old);
+    Ok(())
+}
+
+#[test]
+fn snapshots_stay_within_their_memory_budget() -> revkv::Result<()> {
+    let budget = 64 * 1024;
+    let db = Db::options().pinned_bytes(budget).temporary()?;
+    for i in 0..2_000 {
+        db.put(format!("k/{i:05}"), "v")?;
+    }
+    let mut tokens = Vec::new();
+    for back in (1..=40u64).map(|step| step * 40) {
+        let revision = revkv::Revision::new(db.current_revision().get() - back);
+        let page = db.list(&ListOptions::prefix("k/").revision(revision).limit(10))?;
+        tokens.push((revision, page.continue_token.expect("chunks left")));
+        assert!(db.stat()?.pinned_bytes <= budget as u64);
+    }
+    // Every list continues at its own revision, whether its view was kept or is rebuilt.
+    for (revision, token) in tokens {
+        let page = db.list(&ListOptions::prefix("k/").limit(10).continue_token(token))?;
+        assert_eq!(page.revision, revision);
+        let expected = (revision.get() as usize).min(2_000);
+        assert_eq!(page.remaining, Some((expected - 20) as u64));
+        assert!(db.stat()?.pinned_bytes <= budget as u64);
+    }
+    Ok(())
+}

@@ -15,9 +15,11 @@
 //!   chunk of a list reads the same snapshot. A view missing from the cache (evicted, or lost
 //!   in a restart) is rebuilt by the store from the revision log; see `history`.
 
+pub(crate) mod rebuilds;
 pub(crate) mod tree;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -31,10 +33,28 @@ pub(crate) use tree::{Key, Tree};
 pub(crate) struct View {
     pub revision: Revision,
     pub tree: Tree<Location>,
+    /// How many key changes lead up to this view, counted from an arbitrary origin (the view
+    /// the store opened with): the difference between two views' counts is how many changes
+    /// separate them, which bounds how many nodes they do not share.
+    pub changes: i64,
+}
+
+impl View {
+    /// At least the memory this view holds that `newest` does not share: each change between
+    /// them copied at most one path, and no view holds more than a whole tree.
+    fn bytes_apart_from(&self, newest: &View) -> usize {
+        let apart = newest.changes.abs_diff(self.changes);
+        let changes = usize::try_from(apart).unwrap_or(usize::MAX);
+        changes
+            .saturating_mul(self.tree.change_bytes_bound())
+            .min(self.tree.bytes_bound())
+    }
 }
 
 pub(crate) struct Index {
     state: RwLock<State>,
+    /// Bumped on every pin lookup; the least recently used of equally costly pins goes first.
+    clock: AtomicU64,
 }
 
 struct State {
@@ -42,26 +62,76 @@ struct State {
     /// Applied but not yet durable, in ascending revision order.
     pending: VecDeque<View>,
     pinned: BTreeMap<Revision, Pinned>,
-    pin_capacity: usize,
-    /// Bumped on every pin lookup; the least recently used pin is evicted first.
-    clock: u64,
+    limits: PinLimits,
+}
+
+/// What the cache of pinned views may hold.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PinLimits {
+    pub count: usize,
+    /// Bytes of the nodes the pinned views do not share with the newest view, as
+    /// [`View::bytes_apart_from`] bounds them.
+    pub bytes: usize,
 }
 
 struct Pinned {
     view: View,
-    last_used: u64,
+    last_used: AtomicU64,
+}
+
+impl State {
+    fn newest(&self) -> &View {
+        self.pending.back().unwrap_or(&self.visible)
+    }
+
+    /// The bytes each pinned view is charged, by revision.
+    fn charges(&self) -> Vec<(Revision, usize, u64)> {
+        let newest = self.newest();
+        self.pinned
+            .iter()
+            .map(|(revision, pinned)| {
+                let bytes = pinned.view.bytes_apart_from(newest);
+                (*revision, bytes, pinned.last_used.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+
+    /// Evicts pins until the cache is within its limits: the costliest first, and among equally
+    /// costly ones the least recently used. Views pinned at or near the newest revision cost
+    /// almost nothing, so the lists of ordinary clients keep their snapshots while lists
+    /// started at old revisions, which hold the most, give way.
+    fn enforce_limits(&mut self) {
+        let mut charges = self.charges();
+        let mut total: usize = charges.iter().map(|(_, bytes, _)| bytes).sum();
+        if charges.len() <= self.limits.count && total <= self.limits.bytes {
+            return;
+        }
+        charges.sort_by_key(|&(_, bytes, last_used)| (std::cmp::Reverse(bytes), last_used));
+        let mut count = charges.len();
+        for (revision, bytes, _) in charges {
+            if count <= self.limits.count && total <= self.limits.bytes {
+                break;
+            }
+            self.pinned.remove(&revision);
+            count -= 1;
+            total -= bytes;
+        }
+    }
 }
 
 impl Index {
-    pub(crate) fn new(visible: View, pin_capacity: usize) -> Self {
+    pub(crate) fn new(visible: View, limits: PinLimits) -> Self {
         Index {
             state: RwLock::new(State {
                 visible,
                 pending: VecDeque::new(),
                 pinned: BTreeMap::new(),
-                pin_capacity: pin_capacity.max(1),
-                clock: 0,
+                limits: PinLimits {
+                    count: limits.count.max(1),
+                    ..limits
+                },
             }),
+            clock: AtomicU64::new(0),
         }
     }
 
@@ -73,14 +143,12 @@ impl Index {
     /// Queues a view applied to sled; it becomes visible at [`Index::publish_through`].
     pub(crate) fn stage(&self, view: View) {
         let mut state = self.state.write();
-        debug_assert!(
-            state
-                .pending
-                .back()
-                .map_or(state.visible.revision, |v| v.revision)
-                < view.revision
-        );
+        debug_assert!(state.newest().revision < view.revision);
         state.pending.push_back(view);
+        // Every change the pinned views did not see makes them hold more.
+        if !state.pinned.is_empty() {
+            state.enforce_limits();
+        }
     }
 
     /// Makes every staged view up to `revision` visible.
@@ -97,14 +165,13 @@ impl Index {
 
     /// The view pinned at `revision`, if the visible view or the cache has it.
     pub(crate) fn pinned(&self, revision: Revision) -> Option<View> {
-        let mut state = self.state.write();
+        let state = self.state.read();
         if state.visible.revision == revision {
             return Some(state.visible.clone());
         }
-        state.clock += 1;
-        let now = state.clock;
-        state.pinned.get_mut(&revision).map(|pinned| {
-            pinned.last_used = now;
+        state.pinned.get(&revision).map(|pinned| {
+            let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+            pinned.last_used.store(now, Ordering::Relaxed);
             pinned.view.clone()
         })
     }
@@ -120,27 +187,24 @@ impl Index {
             .map_or_else(|| state.visible.clone(), |(_, pinned)| pinned.view.clone())
     }
 
-    /// Keeps `view` so later chunks of a list started at its revision find it.
+    /// Keeps `view` so later chunks of a list started at its revision find it, unless that
+    /// would take the cache over its limits (see [`State::enforce_limits`]).
     pub(crate) fn pin(&self, view: View) {
+        // Later chunks of a list find their view pinned already; [`Index::pinned`] has
+        // recorded the use.
+        if self.state.read().pinned.contains_key(&view.revision) {
+            return;
+        }
         let mut state = self.state.write();
-        state.clock += 1;
-        let now = state.clock;
+        let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
         state.pinned.insert(
             view.revision,
             Pinned {
                 view,
-                last_used: now,
+                last_used: AtomicU64::new(now),
             },
         );
-        while state.pinned.len() > state.pin_capacity {
-            let oldest = state
-                .pinned
-                .iter()
-                .min_by_key(|(_, pinned)| pinned.last_used)
-                .map(|(revision, _)| *revision)
-                .expect("the cache is over capacity, so it is not empty");
-            state.pinned.remove(&oldest);
-        }
+        state.enforce_limits();
     }
 
     /// Drops pinned views below `compacted`: no read may use them any more.
@@ -151,9 +215,11 @@ impl Index {
             .retain(|revision, _| *revision >= compacted);
     }
 
-    /// How many views the cache holds.
-    pub(crate) fn pinned_count(&self) -> usize {
-        self.state.read().pinned.len()
+    /// How many views the cache holds, and the bytes they are charged.
+    pub(crate) fn pinned_usage(&self) -> (usize, usize) {
+        let state = self.state.read();
+        let bytes = state.charges().iter().map(|(_, bytes, _)| bytes).sum();
+        (state.pinned.len(), bytes)
     }
 }
 
@@ -169,12 +235,20 @@ mod tests {
         View {
             revision: Revision::new(revision),
             tree: Tree::from_sorted(keys.iter().map(|k| (Key::from(k.as_bytes()), location))),
+            changes: revision as i64,
+        }
+    }
+
+    fn counted(count: usize) -> PinLimits {
+        PinLimits {
+            count,
+            bytes: usize::MAX,
         }
     }
 
     #[test]
     fn staged_views_become_visible_only_when_published() {
-        let index = Index::new(view(1, &["a"]), 4);
+        let index = Index::new(view(1, &["a"]), counted(4));
         index.stage(view(2, &["a", "b"]));
         index.stage(view(3, &["a", "b", "c"]));
         assert_eq!(index.visible().revision.get(), 1);
@@ -187,7 +261,7 @@ mod tests {
 
     #[test]
     fn least_recently_used_pin_is_evicted_first() {
-        let index = Index::new(view(10, &[]), 2);
+        let index = Index::new(view(10, &[]), counted(2));
         index.pin(view(5, &["x"]));
         index.pin(view(6, &["y"]));
         assert!(index.pinned(Revision::new(5)).is_some());
@@ -197,9 +271,79 @@ mod tests {
         assert!(index.pinned(Revision::new(7)).is_some());
     }
 
+    /// A view of `keys` keys at `revision`, `changes` changes after the origin.
+    fn sized(revision: u64, keys: u64, changes: i64) -> View {
+        let location = Location {
+            revision: Revision::new(revision),
+            sub: 0,
+        };
+        let keys = (0..keys).map(|i| (Key::from(i.to_be_bytes().as_slice()), location));
+        View {
+            revision: Revision::new(revision),
+            tree: Tree::from_sorted(keys),
+            changes,
+        }
+    }
+
+    #[test]
+    fn over_its_byte_budget_the_cache_evicts_the_costliest_views_first() {
+        let newest = sized(100, 10_000, 1_000);
+        let whole = newest.tree.bytes_bound();
+        let index = Index::new(
+            newest,
+            PinLimits {
+                count: 64,
+                bytes: whole + whole / 2,
+            },
+        );
+        index.pin(sized(99, 10_000, 999));
+        index.pin(sized(98, 10_000, 998));
+        index.pin(sized(10, 10_000, 10));
+        assert_eq!(index.pinned_usage().0, 3, "within the budget");
+        index.pin(sized(20, 10_000, 20));
+        assert!(
+            index.pinned(Revision::new(10)).is_none() || index.pinned(Revision::new(20)).is_none()
+        );
+        assert!(index.pinned(Revision::new(99)).is_some());
+        assert!(index.pinned(Revision::new(98)).is_some());
+        assert!(index.pinned_usage().1 <= whole + whole / 2);
+
+        // Writes make every pinned view hold more: the two recent views now hold a third of a
+        // tree each, and the old one, which holds a whole tree, gives way.
+        let per_change = sized(1, 10_000, 0).tree.change_bytes_bound();
+        let apart = i64::try_from(whole / (3 * per_change)).expect("a small count");
+        index.stage(sized(101, 10_000, 999 + apart));
+        let (count, bytes) = index.pinned_usage();
+        assert_eq!(count, 2, "{bytes} bytes in {count} views");
+        assert!(bytes <= whole + whole / 2);
+        assert!(index.pinned(Revision::new(99)).is_some());
+        assert!(index.pinned(Revision::new(98)).is_some());
+    }
+
+    #[test]
+    fn a_view_over_the_whole_budget_is_not_kept() {
+        let newest = sized(100, 10_000, 1_000);
+        let budget = 2 * newest.tree.change_bytes_bound();
+        let index = Index::new(
+            newest,
+            PinLimits {
+                count: 64,
+                bytes: budget,
+            },
+        );
+        index.pin(sized(99, 10_000, 999));
+        assert!(
+            index.pinned(Revision::new(99)).is_some(),
+            "one change apart fits"
+        );
+        index.pin(sized(1, 10_000, 0));
+        assert!(index.pinned(Revision::new(1)).is_none());
+        assert!(index.pinned_usage().1 <= budget);
+    }
+
     #[test]
     fn nearest_above_prefers_the_closest_newer_pin() {
-        let index = Index::new(view(10, &[]), 8);
+        let index = Index::new(view(10, &[]), counted(8));
         index.pin(view(4, &[]));
         index.pin(view(7, &[]));
         assert_eq!(index.nearest_above(Revision::new(5)).revision.get(), 7);
@@ -207,6 +351,6 @@ mod tests {
         assert_eq!(index.nearest_above(Revision::new(3)).revision.get(), 4);
         index.release_below(Revision::new(5));
         assert_eq!(index.nearest_above(Revision::new(3)).revision.get(), 7);
-        assert_eq!(index.pinned_count(), 1);
+        assert_eq!(index.pinned_usage().0, 1);
     }
 }

@@ -29,6 +29,14 @@ pub(crate) type Key = Arc<[u8]>;
 /// leaves about 70% full).
 const FANOUT: usize = 32;
 
+const fn max_of(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
 /// Node vectors grow in steps of this many slots instead of doubling: doubling would leave up
 /// to half of a leaf unused, and node memory is the per-key cost that the engine budgets.
 const GROWTH_STEP: usize = 8;
@@ -245,6 +253,38 @@ impl<V: Clone, const B: usize> Tree<V, B> {
         );
         B / 2
     };
+
+    /// The most memory one node takes: its `Arc` allocation, and vectors of the most slots a
+    /// node ever reserves.
+    const NODE_BYTES: usize = 2 * size_of::<usize>()
+        + size_of::<Node<V>>()
+        + (B + GROWTH_STEP) * (size_of::<Key>() + max_of(size_of::<V>(), size_of::<Child<V>>()));
+
+    /// Number of levels, leaves included.
+    pub(crate) fn height(&self) -> usize {
+        let mut height = 0;
+        let mut node = self.root.as_deref();
+        while let Some(n) = node {
+            height += 1;
+            node = match n {
+                Node::Leaf(_) => None,
+                Node::Branch(branch) => Some(&*branch.children[0].node),
+            };
+        }
+        height
+    }
+
+    /// At least the node memory one insert or removal allocates when every node is shared
+    /// with a snapshot: the copied path, plus the nodes a split adds on the way up.
+    pub(crate) fn change_bytes_bound(&self) -> usize {
+        (2 * self.height() + 1) * Self::NODE_BYTES
+    }
+
+    /// At least the node memory of the whole tree, the keys' own bytes not included (they are
+    /// shared with every other view): every node but the root is at least half full.
+    pub(crate) fn bytes_bound(&self) -> usize {
+        (2 * (self.len / Self::MIN + 1) + self.height()) * Self::NODE_BYTES
+    }
 
     /// The body of [`Tree::from_sorted`], for any node capacity.
     fn build<I: IntoIterator<Item = (Key, V)>>(items: I) -> Self {
@@ -980,20 +1020,6 @@ mod tests {
             }
         }
 
-        /// Number of levels, leaves included.
-        fn height(&self) -> usize {
-            let mut height = 0;
-            let mut node = self.root.as_deref();
-            while let Some(n) = node {
-                height += 1;
-                node = match n {
-                    Node::Leaf(_) => None,
-                    Node::Branch(branch) => Some(&*branch.children[0].node),
-                };
-            }
-            height
-        }
-
         /// Addresses of all nodes, to see which ones two trees share.
         fn node_addresses(&self) -> HashSet<*const Node<V>> {
             let mut seen = HashSet::new();
@@ -1490,6 +1516,45 @@ mod tests {
             );
         }
         tree.check();
+    }
+
+    /// The bounds a snapshot's memory is charged by hold: changes made after a clone allocate
+    /// no more than `change_bytes_bound` each, and a tree takes no more than `bytes_bound`.
+    #[test]
+    fn memory_bounds_hold_for_diverging_snapshots() {
+        fn node_bytes_not_in<V: Clone, const B: usize>(
+            tree: &Tree<V, B>,
+            shared: &HashSet<*const Node<V>>,
+        ) -> usize {
+            tree.node_addresses().difference(shared).count() * Tree::<V, B>::NODE_BYTES
+        }
+        let mut rng = Rng(9);
+        let mut tree = Tree::from_sorted((0..20_000u64).map(|i| (key_of(2 * i), i)));
+        assert!(tree.node_bytes() <= tree.bytes_bound());
+        let snapshot = tree.clone();
+        let shared = snapshot.node_addresses();
+        for changes in 1..=2_000usize {
+            let i = rng.next() % 40_000;
+            if changes % 3 == 0 {
+                tree.remove(&key_of(i));
+            } else {
+                tree.insert(key_of(i), i);
+            }
+            if changes % 100 == 0 {
+                let fresh = node_bytes_not_in(&tree, &shared);
+                assert!(
+                    fresh <= changes * tree.change_bytes_bound(),
+                    "{fresh} after {changes}"
+                );
+                assert!(tree.node_bytes() <= tree.bytes_bound());
+            }
+        }
+        let mut random = Tree::new();
+        for _ in 0..20_000 {
+            let i = rng.next();
+            random.insert(key_of(i), i);
+        }
+        assert!(random.node_bytes() <= random.bytes_bound());
     }
 
     /// A miss has nothing to change, so it must not copy a shared path.

@@ -126,7 +126,9 @@ impl Db {
         let continue_token = chunk
             .resume_after
             .map(|last_key| token(view.revision, last_key));
-        if continue_token.is_some() && options.continue_token.is_none() {
+        // Pinned whenever chunks remain, not only after the first: a view the cache evicted,
+        // and a later chunk rebuilt, is kept again for the chunks after it.
+        if continue_token.is_some() {
             self.shared.index.pin(view.clone());
         }
         Ok(ListPage {

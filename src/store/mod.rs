@@ -16,7 +16,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::compaction::{Compactor, Retention};
 use crate::encoding::{self, Latest, Location, Meta, Record, Value};
 use crate::identity::Identity;
-use crate::index::{Index, Key, Tree, View};
+use crate::index::rebuilds::Rebuilds;
+use crate::index::{Index, Key, PinLimits, Tree, View};
 use crate::{Entry, Error, Result, Revision};
 use sled::IVec;
 
@@ -41,6 +42,7 @@ pub enum Durability {
 pub struct Options {
     durability: Durability,
     pinned_snapshots: usize,
+    pinned_bytes: usize,
     pub(crate) max_page_size: usize,
     cache_bytes: u64,
     pub(crate) retention: Retention,
@@ -53,6 +55,7 @@ impl Default for Options {
         Options {
             durability: Durability::Immediate,
             pinned_snapshots: 64,
+            pinned_bytes: 256 * 1024 * 1024,
             max_page_size: 10_000,
             cache_bytes: 1024 * 1024 * 1024,
             retention: Retention::default(),
@@ -75,6 +78,18 @@ impl Options {
     #[must_use]
     pub fn pinned_snapshots(mut self, count: usize) -> Self {
         self.pinned_snapshots = count.max(1);
+        self
+    }
+
+    /// How much memory list snapshots may hold beyond the newest view (256 MiB by default). A
+    /// snapshot holds the index nodes that changed since it was taken, so one taken at an old
+    /// revision holds more; each is charged an upper bound of that. Over the budget, the
+    /// costliest snapshots are evicted first, so the lists of clients reading near the newest
+    /// revision keep theirs. A snapshot over the whole budget is not kept: each chunk of its
+    /// list rebuilds it.
+    #[must_use]
+    pub fn pinned_bytes(mut self, bytes: usize) -> Self {
+        self.pinned_bytes = bytes;
         self
     }
 
@@ -180,6 +195,8 @@ pub(crate) struct Shared {
     pub(crate) sled: sled::Db,
     pub(crate) data: sled::Tree,
     pub(crate) index: Index,
+    /// Rebuilds of views the cache does not hold; see `index::rebuilds`.
+    pub(crate) rebuilds: Rebuilds,
     pub(crate) options: Options,
     /// The store's id and runs; compaction forgets old runs.
     pub(crate) identity: RwLock<Identity>,
@@ -283,12 +300,20 @@ impl Db {
         let view = View {
             revision: head,
             tree: Tree::from_sorted(live),
+            changes: 0,
         };
-        let index = Index::new(view.clone(), options.pinned_snapshots);
+        let index = Index::new(
+            view.clone(),
+            PinLimits {
+                count: options.pinned_snapshots,
+                bytes: options.pinned_bytes,
+            },
+        );
         let shared = Arc::new(Shared {
             sled,
             data,
             index,
+            rebuilds: Rebuilds::default(),
             options,
             identity: RwLock::new(identity),
             first_revision,
@@ -376,6 +401,9 @@ pub struct Stat {
     pub disk_bytes: u64,
     /// List snapshots held in memory.
     pub pinned_snapshots: u64,
+    /// The memory those snapshots are charged: an upper bound of the index nodes they hold
+    /// that the newest view does not (see [`Options::pinned_bytes`]).
+    pub pinned_bytes: u64,
 }
 
 impl Db {
@@ -392,13 +420,15 @@ impl Db {
             item?;
             stored_records += 1;
         }
+        let pinned = self.shared.index.pinned_usage();
         Ok(Stat {
             revision: view.revision,
             compacted_revision: self.compacted_revision(),
             live_keys: view.tree.len() as u64,
             stored_records,
             disk_bytes: self.shared.sled.size_on_disk()?,
-            pinned_snapshots: self.shared.index.pinned_count() as u64,
+            pinned_snapshots: pinned.0 as u64,
+            pinned_bytes: pinned.1 as u64,
         })
     }
 }

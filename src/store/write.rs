@@ -418,6 +418,7 @@ impl Shared {
         let mut next = View {
             revision,
             tree: group.view.tree.clone(),
+            changes: group.view.changes,
         };
         let mut changes = Changes::default();
         let mut results = Vec::with_capacity(ops.len());
@@ -440,6 +441,7 @@ impl Shared {
                 sub += 1;
             }
         }
+        next.changes += i64::from(sub);
         if sub == 0 {
             return Ok(TxnResponse {
                 succeeded,
