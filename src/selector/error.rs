@@ -153,11 +153,9 @@ pub struct SelectorError {
 pub(super) enum Reason {
     ExpectedKey,
     UnknownOperator,
-    ComparisonUnsupported,
     ExpectedValue,
+    NotAnInteger,
     ExpectedOpenParen,
-    EmptySet,
-    EmptySetValue,
     ExpectedCommaOrClose,
     ExpectedCommaOrEnd,
     TrailingComma,
@@ -173,13 +171,11 @@ impl fmt::Display for Reason {
         let message = match self {
             Reason::ExpectedKey => "expected a label key",
             Reason::UnknownOperator => {
-                "unknown operator; expected '=', '==', '!=', 'in' or 'notin'"
+                "unknown operator; expected '=', '==', '!=', 'in', 'notin', '>' or '<'"
             }
-            Reason::ComparisonUnsupported => "'<' and '>' comparisons are not supported",
             Reason::ExpectedValue => "expected a value",
+            Reason::NotAnInteger => "'>' and '<' compare with a 64-bit integer",
             Reason::ExpectedOpenParen => "expected '(' and a set of values",
-            Reason::EmptySet => "a value set must not be empty",
-            Reason::EmptySetValue => "expected a value; a set cannot hold the empty value",
             Reason::ExpectedCommaOrClose => "expected ',' or ')'",
             Reason::ExpectedCommaOrEnd => "expected ',' or the end of the selector",
             Reason::TrailingComma => "trailing ','",
@@ -210,7 +206,8 @@ impl SelectorError {
     }
 
     /// The byte offset in [`input`](Self::input) where parsing failed; always on a character
-    /// boundary, and equal to the input's length when it ended too early.
+    /// boundary. When the selector ended too early it is the input's length, or for a label
+    /// selector the NUL byte that ended it.
     pub fn position(&self) -> usize {
         self.position
     }
@@ -246,7 +243,7 @@ mod tests {
             ),
             (
                 "a b=c",
-                r#"invalid selector "a b=c": unknown operator; expected '=', '==', '!=', 'in' or 'notin' at byte 2"#,
+                r#"invalid selector "a b=c": unknown operator; expected '=', '==', '!=', 'in', 'notin', '>' or '<' at byte 2"#,
             ),
             (
                 "a%b=c",

@@ -9,17 +9,25 @@
 //!
 //! ```text
 //! selector    := "" | requirement ("," requirement)*
-//! requirement := key ("=" | "==" | "!=") [value]     equality (an omitted value is "")
-//!              | key ("in" | "notin") "(" value ("," value)* ")"
-//!              | key                                 the key exists
-//!              | "!" key                             the key does not exist
+//! requirement := key ("=" | "==" | "!=") [value]     equality; an omitted value is ""
+//!              | key ("in" | "notin") "(" set ")"     set membership
+//!              | key (">" | "<") integer              integer comparison
+//!              | key                                  the key exists
+//!              | "!" key                              the key does not exist
+//! set         := [value] ("," [value])*               an omitted element is ""
 //! ```
 //!
 //! Whitespace (space, tab, CR, LF) may surround every token; it is required only between a
-//! key and `in`/`notin`. Keys and values must themselves be valid label keys and values (see
-//! [`validate_labels`]). `=`, `in` and a bare key need the key to be present; `!=`, `notin` and
-//! `!key` match when it is absent. A map must meet every requirement, and an empty selector
-//! matches everything.
+//! key and `in` or `notin`, which are keywords only where an operator is expected: `in=notin`
+//! is the key `in` equal to `notin`. Keys and values must be valid label keys and values (see
+//! [`validate_labels`]), and so must the integer of `>` and `<`, which leaves decimal digits
+//! within 64 bits.
+//!
+//! `=`, `in` and a bare key need the key to be present; `!=`, `notin` and `!key` match when it
+//! is absent. `>` and `<` need the key present with a value that reads as a 64-bit integer (an
+//! optional sign, then decimal digits) and compare numerically: `replicas>2` matches `03` and
+//! not `2`, `two` or a map without `replicas`. A map must meet every requirement, and an empty
+//! selector matches everything.
 //!
 //! # Field selectors
 //!
@@ -33,13 +41,15 @@
 //! an unescaped `=`. Whitespace around a field name is ignored. `!=` matches when the field is
 //! absent.
 //!
-//! # Where this differs from Kubernetes
+//! # Kubernetes parity
 //!
-//! - `k in ()` is an error, and so is an empty element such as `k in (,a)` or `k in (a,)`,
-//!   which Kubernetes reads as the empty value; select the empty value with `k=` instead.
-//! - `in` and `notin` are keywords only where an operator is expected, so `in=notin` is a valid
-//!   selector; Kubernetes rejects them as keys and values.
-//! - The numeric comparisons `k>1` and `k<1` are not supported.
+//! Label selectors parse and match as apimachinery's `labels.Parse` does, quirks included:
+//! `k in ()` is the set of the empty value, and a NUL byte ends the selector where a token
+//! would start (and otherwise just ends the token before it), because apimachinery's lexer
+//! reads NUL as the end of its input: `a=1 \0,b` is `a=1`.
+//!
+//! Where field selectors still differ from Kubernetes:
+//!
 //! - Field selectors reject empty terms (`a=b,`, `a=b,,c=d`), which Kubernetes skips, and field
 //!   names that are empty or contain whitespace, `!`, `\` or control characters. Kubernetes
 //!   keeps whitespace around a name as part of it; here it is ignored.
@@ -58,6 +68,8 @@
 //! # Ok::<(), revkv::selector::SelectorError>(())
 //! ```
 
+use std::fmt;
+
 mod error;
 mod field;
 mod label;
@@ -73,6 +85,26 @@ fn canonical<T: Ord>(mut requirements: Vec<T>) -> Vec<T> {
     requirements.sort();
     requirements.dedup();
     requirements
+}
+
+/// Displays the items of a selector or of a value set, separated by commas.
+#[derive(Clone, Copy)]
+struct CommaSeparated<I>(I);
+
+impl<I> fmt::Display for CommaSeparated<I>
+where
+    I: IntoIterator + Copy,
+    I::Item: fmt::Display,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.0.into_iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{item}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Kubernetes' selector whitespace; anything else, Unicode spaces included, is part of a word.
@@ -118,7 +150,10 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_strings_never_panic_either_parser(
-            input in prop_oneof![any::<String>(), r"[ab =!(),<>\\é\t]{0,16}|(in|notin|[a=!(), \\]){0,10}"],
+            input in prop_oneof![
+                any::<String>(),
+                r"[ab01 =!(),<>\\é\t\x00]{0,16}|(in|notin|[a1=!()<>, \\\x00]){0,10}",
+            ],
         ) {
             match input.parse::<LabelSelector>() {
                 Ok(selector) => prop_assert_eq!(label(&selector.to_string()), selector),
