@@ -7,7 +7,7 @@ use std::fmt;
 ///
 /// Returned by [`validate_labels`](super::validate_labels) and
 /// [`validate_fields`](super::validate_fields), and carried inside the
-/// [`SelectorError`] of a selector whose keys or values are invalid.
+/// [`SelectorError`] of a label selector whose keys or values are invalid.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -159,8 +159,7 @@ pub(super) enum Reason {
     ExpectedCommaOrClose,
     ExpectedCommaOrEnd,
     TrailingComma,
-    ExpectedFieldName,
-    UnknownFieldOperator,
+    MissingFieldOperator,
     InvalidEscape,
     UnescapedEquals,
     Invalid(LabelError),
@@ -179,10 +178,7 @@ impl fmt::Display for Reason {
             Reason::ExpectedCommaOrClose => "expected ',' or ')'",
             Reason::ExpectedCommaOrEnd => "expected ',' or the end of the selector",
             Reason::TrailingComma => "trailing ','",
-            Reason::ExpectedFieldName => "expected a field name",
-            Reason::UnknownFieldOperator => {
-                "missing or unknown operator; expected '=', '==' or '!='"
-            }
+            Reason::MissingFieldOperator => "expected a term with '=', '==' or '!='",
             Reason::InvalidEscape => r"invalid escape; only '\\', '\,' and '\=' are allowed",
             Reason::UnescapedEquals => r"unescaped '=' in a value; write it as '\='",
             Reason::Invalid(error) => return fmt::Display::fmt(error, f),

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use super::error::{Culprit, LabelError, Reason, SelectorError};
 use super::validate::{check_label_key, check_label_value};
-use super::{canonical, is_whitespace, CommaSeparated};
+use super::CommaSeparated;
 
 /// A parsed label selector: requirements on a label map that must all hold.
 ///
@@ -128,6 +128,11 @@ impl fmt::Display for Requirement {
             Op::LessThan(bound) => write!(f, "{key}<{bound}"),
         }
     }
+}
+
+/// Kubernetes' selector whitespace; anything else, Unicode spaces included, is part of a word.
+fn is_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,9 +260,10 @@ impl<'a> LabelParser<'a> {
                 }
             }
         }
-        Ok(LabelSelector {
-            requirements: canonical(requirements),
-        })
+        // Sorted and deduplicated: the canonical form that equality and display rely on.
+        requirements.sort();
+        requirements.dedup();
+        Ok(LabelSelector { requirements })
     }
 
     fn requirement(&mut self) -> Result<Requirement, SelectorError> {

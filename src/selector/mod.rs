@@ -1,5 +1,5 @@
-//! Kubernetes-style label selectors, field selectors and label validation, used to filter
-//! list results.
+//! Kubernetes label and field selectors, used to filter list results, and the validation of
+//! labels and fields.
 //!
 //! Labels and fields are both `BTreeMap<String, String>`. [`validate_labels`] and
 //! [`validate_fields`] check maps before they are stored; [`LabelSelector`] and
@@ -32,29 +32,41 @@
 //! # Field selectors
 //!
 //! ```text
-//! selector    := "" | requirement ("," requirement)*
-//! requirement := name ("=" | "==" | "!=") value
+//! selector := term ("," term)*
+//! term     := "" | field ("=" | "==" | "!=") value
 //! ```
 //!
-//! A value runs from its operator to the next unescaped `,`, spaces included; inside it `\\`,
-//! `\,` and `\=` stand for `\`, `,` and `=`, any other backslash escape is an error and so is
-//! an unescaped `=`. Whitespace around a field name is ignored. `!=` matches when the field is
-//! absent.
+//! Terms are separated by each `,` that no backslash escapes, and empty terms are skipped, so
+//! `a=b,` and `,` are valid. A term is split at its first operator: the field name is
+//! everything before it, as written, spaces and backslashes included, and the value everything
+//! after it. Inside the value `\\`, `\,` and `\=` stand for `\`, `,` and `=`; any other
+//! backslash escape, and an unescaped `=`, are errors. So is a term without an operator, even
+//! one of spaces alone. A term with neither a field nor a value, `=` or `!=`, is dropped.
+//!
+//! A missing field reads as the empty value: `f=` matches a map without `f`, and `f!=` does
+//! not; `f!=x` does. A map must meet every requirement, and an empty selector matches
+//! everything.
 //!
 //! # Kubernetes parity
 //!
-//! Label selectors parse and match as apimachinery's `labels.Parse` does, quirks included:
-//! `k in ()` is the set of the empty value, and a NUL byte ends the selector where a token
-//! would start (and otherwise just ends the token before it), because apimachinery's lexer
-//! reads NUL as the end of its input: `a=1 \0,b` is `a=1`.
+//! Parsing and matching follow apimachinery, quirks included: `labels.Parse` and the label
+//! requirements' `Matches` for label selectors, `fields.ParseSelector` and its terms' `Matches`
+//! for field selectors. Among the quirks:
 //!
-//! Where field selectors still differ from Kubernetes:
+//! - `k in ()` is the set of the empty value, and an element left out of a set is `""`.
+//! - A NUL byte in a label selector ends the selector where a token would start, and
+//!   otherwise just ends the token before it: apimachinery's lexer reads NUL as the end of
+//!   its input, so `a=1 \0,b` is `a=1`.
+//! - Field names are not validated and keep their whitespace: `a b=c` selects the field
+//!   `a b`, and `=x` the field `""`.
 //!
-//! - Field selectors reject empty terms (`a=b,`, `a=b,,c=d`), which Kubernetes skips, and field
-//!   names that are empty or contain whitespace, `!`, `\` or control characters. Kubernetes
-//!   keeps whitespace around a name as part of it; here it is ignored.
-//! - An absent field equals nothing, not even `""`: `f=` needs `f` present and empty, and `f!=`
-//!   matches a map without `f`. Kubernetes reads a missing field as `""`.
+//! Only the presentation differs, and on purpose. A [`SelectorError`] names the first problem
+//! in the input and its byte offset instead of repeating apimachinery's messages. `Display`
+//! prints a canonical form, with requirements sorted and deduplicated and `==` printed as `=`,
+//! so that selectors that mean the same print the same, which the continue token's fingerprint
+//! of a request relies on; apimachinery's `String` keeps duplicates, a label selector's `==`
+//! and the input order of requirements on one key. And a selector here is a Rust `str`, so
+//! input that is not UTF-8, which a Go string may hold, cannot arise.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -65,6 +77,9 @@
 //! let by_label: LabelSelector = "app in (web, api), !canary".parse()?;
 //! let by_field: FieldSelector = "metadata.name=web-1".parse()?;
 //! assert!(by_label.matches(&labels) && by_field.matches(&fields));
+//!
+//! let unscheduled: FieldSelector = "spec.nodeName=".parse()?;
+//! assert!(unscheduled.matches(&fields), "a missing field reads as empty");
 //! # Ok::<(), revkv::selector::SelectorError>(())
 //! ```
 
@@ -79,13 +94,6 @@ pub use error::{LabelError, SelectorError};
 pub use field::FieldSelector;
 pub use label::LabelSelector;
 pub use validate::{validate_fields, validate_labels};
-
-/// Sorts and deduplicates requirements, the canonical form equality and display rely on.
-fn canonical<T: Ord>(mut requirements: Vec<T>) -> Vec<T> {
-    requirements.sort();
-    requirements.dedup();
-    requirements
-}
 
 /// Displays the items of a selector or of a value set, separated by commas.
 #[derive(Clone, Copy)]
@@ -105,11 +113,6 @@ where
         }
         Ok(())
     }
-}
-
-/// Kubernetes' selector whitespace; anything else, Unicode spaces included, is part of a word.
-fn is_whitespace(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ pub(super) fn check_label_value(value: &str) -> Result<(), Problem> {
     }
 }
 
-pub(super) fn check_field_name(name: &str) -> Result<(), Problem> {
+fn check_field_name(name: &str) -> Result<(), Problem> {
     if name.is_empty() {
         Err(Problem::FieldNameEmpty)
     } else if name.len() > MAX_FIELD_NAME_LEN {
@@ -148,7 +148,7 @@ pub(super) fn check_field_name(name: &str) -> Result<(), Problem> {
     }
 }
 
-pub(super) fn check_field_value(value: &str) -> Result<(), Problem> {
+fn check_field_value(value: &str) -> Result<(), Problem> {
     if value.len() > MAX_FIELD_VALUE_LEN {
         Err(Problem::FieldValueTooLong)
     } else {
