@@ -16,5 +16,6 @@ mod model;
 mod pager;
 mod recovery;
 mod revisions;
+mod selector_kubernetes;
 mod tokens;
 mod verify;
