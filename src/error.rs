@@ -102,8 +102,8 @@ pub enum Error {
         /// The format version this build reads and writes.
         supported: u32,
     },
-    /// The storage layer failed.
-    Storage(sled::Error),
+    /// The storage layer failed: an I/O error, or damage it detected itself.
+    Storage(StorageError),
     /// The revision was lost: the store was reopened without it after a crash under
     /// [`Durability::Buffered`](crate::Durability::Buffered), or restored from a copy taken
     /// before it. Its number is never reused, so it can never name another state.
@@ -288,7 +288,7 @@ impl fmt::Display for Error {
                 f,
                 "store has format version {found}, but this build reads format version {supported}"
             ),
-            Error::Storage(_) => f.write_str("storage layer failed"),
+            Error::Storage(cause) => write!(f, "storage layer failed: {cause}"),
             Error::LostRevision { requested } => write!(
                 f,
                 "revision {requested} was lost: the store reopened without it, after a crash \
@@ -324,6 +324,51 @@ impl From<LabelError> for Error {
 
 impl From<sled::Error> for Error {
     fn from(cause: sled::Error) -> Self {
-        Error::Storage(cause)
+        Error::Storage(StorageError::from(cause))
+    }
+}
+
+/// Why the storage layer under revkv failed. Its message says what happened; an I/O error's
+/// kind is available, so callers can tell a full disk or a permission problem from the rest.
+#[derive(Clone, Debug)]
+pub struct StorageError {
+    message: String,
+    io_kind: Option<std::io::ErrorKind>,
+}
+
+impl StorageError {
+    /// The kind of the underlying I/O error, when the failure was one.
+    #[must_use]
+    pub fn io_error_kind(&self) -> Option<std::io::ErrorKind> {
+        self.io_kind
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+impl From<std::io::Error> for StorageError {
+    fn from(cause: std::io::Error) -> Self {
+        StorageError {
+            message: cause.to_string(),
+            io_kind: Some(cause.kind()),
+        }
+    }
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(cause: sled::Error) -> Self {
+        match cause {
+            sled::Error::Io(io) => StorageError::from(io),
+            other => StorageError {
+                message: other.to_string(),
+                io_kind: None,
+            },
+        }
     }
 }

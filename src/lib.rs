@@ -77,7 +77,7 @@ mod verify;
 
 pub use compaction::{CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
-pub use error::{Error, Result, TokenRejection};
+pub use error::{Error, Result, StorageError, TokenRejection};
 pub use list::{ListOptions, ListPage, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGET};
 pub use pager::{Items, ListPager, ListSource, PagedList, Pages};
 

@@ -18,7 +18,7 @@ use crate::identity;
 use crate::index::{Key, View};
 use crate::selector;
 use crate::txn::{Op, OpResult, Put, Txn, TxnResponse};
-use crate::{Error, Result, Revision};
+use crate::{Error, Result, Revision, StorageError};
 
 impl Db {
     /// Sets `key` to `value`; returns the revision of the write.
@@ -380,6 +380,7 @@ impl Shared {
         }
         if let Err(cause) = self.data.apply_batch(group.staged.batch) {
             self.poisoned.store(true, Ordering::Release);
+            let cause = StorageError::from(cause);
             return outcomes
                 .iter()
                 .map(|_| Err(Error::Storage(cause.clone())))
