@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::chain;
 use crate::encoding::{self, Change, Latest, Location, Meta, Record};
 use crate::store::Shared;
 use crate::{Db, Error, Result, Revision};
@@ -240,7 +241,7 @@ impl Shared {
                 let (sled_key, bytes) = item?;
                 let location = Location::from_record_key(&sled_key)?;
                 let record = Record::decode(location, &bytes)?;
-                garbage.extend(garbage_of(&record, location));
+                garbage.extend(chain::garbage_of(location, &record));
                 if matches!(record.change, Change::Delete) {
                     tombstones.push((record.key, location));
                 }
@@ -324,20 +325,6 @@ impl Shared {
         };
         Ok(Some(boundary).filter(|&boundary| boundary > compacted))
     }
-}
-
-/// The records that `record` makes garbage: the version it replaced, and itself if it is a
-/// delete.
-fn garbage_of(record: &Record, location: Location) -> impl Iterator<Item = Location> {
-    let replaces_live_version = match &record.change {
-        Change::Put(stored) => stored.version > 1,
-        Change::Delete => true,
-    };
-    // A put that re-creates a key points at a tombstone, which is garbage by itself: it was
-    // deleted by an earlier compaction, or is deleted as part of this one.
-    let replaced = record.prev.filter(|_| replaces_live_version);
-    let itself = Some(location).filter(|_| matches!(record.change, Change::Delete));
-    replaced.into_iter().chain(itself)
 }
 
 /// The background compactor: keeps the retention window until the last [`Db`] handle drops.

@@ -8,6 +8,7 @@
 //! key's previous location. That costs O(w · log n) for w changes in between, reading w records
 //! sequentially from the log, once; the rebuilt view is pinned for the chunks that follow.
 
+use crate::chain;
 use crate::encoding::{self, Change, Location, Record};
 use crate::index::{Key, View};
 use crate::store::Shared;
@@ -145,14 +146,8 @@ impl Shared {
                     Change::Delete => Ok(None),
                 };
             }
-            // A chain that does not go back in time would loop forever.
-            if record.prev.is_some_and(|prev| prev >= location) {
-                return Err(Error::corrupted(
-                    location.to_string(),
-                    "a key's history points at a change that is not older",
-                ));
-            }
-            next = record.prev;
+            next = chain::previous(location, &record)
+                .map_err(|reason| Error::corrupted(location.to_string(), reason))?;
         }
         Ok(None)
     }
@@ -160,23 +155,24 @@ impl Shared {
 
 /// Reverts one record on `view`, which must reflect every record after it.
 fn undo(view: &mut View, location: Location, record: Record) -> Result<()> {
-    let broken = |reason: &str| Error::corrupted(location.to_string(), reason.to_string());
+    let broken = |reason: String| Error::corrupted(location.to_string(), reason);
     let current = view.tree.get(&record.key).copied();
     let consistent = match record.change {
         Change::Put(_) => current == Some(location),
         Change::Delete => current.is_none(),
     };
     if !consistent {
-        return Err(broken("the log disagrees with the index about this change"));
+        return Err(broken(
+            "the log disagrees with the index about this change".into(),
+        ));
     }
-    match (record.change, record.prev) {
-        (Change::Put(stored), _) if stored.version == 1 => {
-            view.tree.remove(&record.key);
-        }
-        (_, Some(prev)) => {
+    match chain::superseded(location, &record).map_err(broken)? {
+        Some(prev) => {
             view.tree.insert(Key::from(record.key), prev);
         }
-        (_, None) => return Err(broken("an update or delete without a previous version")),
+        None => {
+            view.tree.remove(&record.key);
+        }
     }
     Ok(())
 }

@@ -57,6 +57,7 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations)]
 
+mod chain;
 mod compaction;
 mod encoding;
 mod entry;

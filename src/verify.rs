@@ -22,6 +22,7 @@ use std::ops::Bound;
 
 use serde::Serialize;
 
+use crate::chain::{self, Successor};
 use crate::encoding::{self, Change, Latest, Location, Meta, Record, StoredValue, Value};
 use crate::index::View;
 use crate::store::Shared;
@@ -488,12 +489,11 @@ impl Verifier<'_> {
             if at.revision <= self.revision {
                 return Ok(Some(is_put.then_some(at)));
             }
-            match record.prev {
-                // The record scan reports a change whose previous one is not older; following
-                // it would loop forever.
-                Some(prev) if prev >= at => return Ok(None),
-                Some(prev) => at = prev,
-                None => return Ok(Some(None)),
+            match chain::previous(at, &record) {
+                Ok(Some(prev)) => at = prev,
+                Ok(None) => return Ok(Some(None)),
+                // The record scan reports the broken chain; following it could loop forever.
+                Err(_) => return Ok(None),
             }
         }
     }
@@ -510,9 +510,11 @@ impl Verifier<'_> {
         match claimed_live {
             // Compaction removes tombstones at or below the compacted revision.
             None if at.revision <= self.compacted => return Some(None),
-            // A compaction removes tombstones, then their pointers: a crash in between leaves
-            // a pointer that reads as deleted, as it should, but is never removed.
-            Some(false) if at.revision <= self.compacted => {
+            // A pointer that outlived its tombstone reads as deleted, as it should, but a
+            // finished compaction removes it first.
+            Some(live)
+                if chain::compacted_away(at, Successor::Pointer { live }, self.compacted) =>
+            {
                 if self.finished == self.compacted {
                     self.found(
                         Check::Compaction,
@@ -616,68 +618,44 @@ impl Verifier<'_> {
     /// Checks one change against itself and its previous change.
     fn change(&mut self, location: Location, record: &Record) -> Result<()> {
         let at = location.to_string();
-        let replaces_live_version = match &record.change {
+        match &record.change {
             Change::Put(value) => {
                 if let Value::Parts { .. } = value.value {
                     if let Err(error) = self.shared.value_of(location, value.value.clone()) {
                         self.undecodable(error)?;
                     }
                 }
-                if value.version == 0 {
-                    self.found(Check::History, at.clone(), "a put of version 0");
-                } else if (value.version == 1) != (value.create_revision == location.revision) {
-                    self.found(
-                        Check::History,
-                        at.clone(),
-                        format!(
-                            "version {} with create revision {}",
-                            value.version, value.create_revision
-                        ),
-                    );
+                if let Err(problem) = chain::check_put(location, value) {
+                    self.found(Check::History, at.clone(), problem);
                 }
-                value.version > 1
             }
-            Change::Delete => {
-                if location.revision <= self.finished {
-                    self.found(
-                        Check::Compaction,
-                        at.clone(),
-                        format!(
-                            "a tombstone at or below the finished compaction {}",
-                            self.finished
-                        ),
-                    );
-                }
-                true
-            }
-        };
-        let Some(prev) = record.prev else {
-            if replaces_live_version {
-                self.found(
-                    Check::History,
-                    at,
-                    "an update or delete without a previous change",
-                );
-            }
-            return Ok(());
-        };
-        if prev >= location {
-            self.found(
-                Check::History,
-                at,
-                format!("its previous change {prev} is not older"),
-            );
-            return Ok(());
+            Change::Delete if location.revision <= self.finished => self.found(
+                Check::Compaction,
+                at.clone(),
+                format!(
+                    "a tombstone at or below the finished compaction {}",
+                    self.finished
+                ),
+            ),
+            Change::Delete => {}
         }
+        let prev = match chain::previous(location, record) {
+            Ok(Some(prev)) => prev,
+            Ok(None) => return Ok(()),
+            Err(problem) => {
+                self.found(Check::History, at, problem);
+                return Ok(());
+            }
+        };
         let before = match self.stored(prev)? {
             Stored::Record(before) => before,
             Stored::Undecodable => return Ok(()),
             Stored::Missing => {
-                // Compaction removes the change a change at or below it replaced, and every
-                // tombstone at or below it (which a re-creating put may point at).
-                let removable = prev.revision <= self.compacted
-                    && (location.revision <= self.compacted || !replaces_live_version);
-                if !removable {
+                let successor = Successor::Change {
+                    at: location,
+                    change: &record.change,
+                };
+                if !chain::compacted_away(prev, successor, self.compacted) {
                     self.found(
                         Check::History,
                         at,
@@ -687,42 +665,19 @@ impl Verifier<'_> {
                 return Ok(());
             }
         };
-        if before.key != record.key {
-            self.found(
-                Check::History,
-                at,
-                format!(
-                    "its previous change {prev} is of key {}, not {}",
-                    display_key(&before.key),
-                    display_key(&record.key)
-                ),
-            );
-            return Ok(());
-        }
-        let follows = match (&record.change, &before.change) {
-            (Change::Put(value), Change::Put(earlier)) => {
-                value.version == earlier.version + 1
-                    && value.create_revision == earlier.create_revision
+        match chain::check_link(location, record, prev, &before) {
+            Err(problem) => self.found(Check::History, at, problem),
+            Ok(()) if chain::supersedes(&record.change) && location.revision <= self.finished => {
+                self.found(
+                    Check::Compaction,
+                    prev.to_string(),
+                    format!(
+                        "superseded by {location}, at or below the finished compaction {}",
+                        self.finished
+                    ),
+                );
             }
-            (Change::Put(value), Change::Delete) => value.version == 1,
-            (Change::Delete, Change::Put(_)) => true,
-            (Change::Delete, Change::Delete) => false,
-        };
-        if !follows {
-            self.found(
-                Check::History,
-                at,
-                format!("does not follow from its previous change {prev}"),
-            );
-        } else if replaces_live_version && location.revision <= self.finished {
-            self.found(
-                Check::Compaction,
-                prev.to_string(),
-                format!(
-                    "superseded by {location}, at or below the finished compaction {}",
-                    self.finished
-                ),
-            );
+            Ok(()) => {}
         }
         Ok(())
     }

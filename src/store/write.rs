@@ -12,6 +12,7 @@ use parking_lot::{Condvar, MutexGuard};
 use sled::IVec;
 
 use super::{Db, Durability, Shared};
+use crate::chain::Incarnation;
 use crate::encoding::{self, Change, Latest, Location, Meta, Record, StoredValue, Value};
 use crate::entry::Entry;
 use crate::identity;
@@ -492,14 +493,22 @@ impl Shared {
         location: Location,
         put: Put,
     ) -> Result<()> {
-        let (prev, create_revision, version) = match next.tree.get(&put.key) {
+        let (prev, live) = match next.tree.get(&put.key) {
             Some(&current) => {
                 let entry = group.staged.entry(self, &put.key, current, next.revision)?;
-                (Some(current), entry.create_revision, entry.version + 1)
+                let live = Incarnation {
+                    create_revision: entry.create_revision,
+                    version: entry.version,
+                };
+                (Some(current), Some(live))
             }
             // The chain must reach the tombstone too, so historical reads can cross it.
-            None => (group.tombstones.get(&put.key), location.revision, 1),
+            None => (group.tombstones.get(&put.key), None),
         };
+        let Incarnation {
+            create_revision,
+            version,
+        } = Incarnation::next_put(live, location.revision);
         let (value, parts) = Value::store(put.value);
         if !parts.is_empty() {
             changes.parts.push((location, parts));
