@@ -162,6 +162,21 @@ pub(crate) enum Successor<'a> {
     Change { at: Location, change: &'a Change },
 }
 
+impl<'a> Successor<'a> {
+    /// What leads to the change a walk down a key's history from its latest pointer reached:
+    /// the pointer, which says `live`, at the walk's first step, and after that `newer`, the
+    /// change the walk came from and where it is stored.
+    pub(crate) fn in_walk(live: bool, newer: Option<&'a (Location, Record)>) -> Successor<'a> {
+        match newer {
+            None => Successor::Pointer { live },
+            Some((at, record)) => Successor::Change {
+                at: *at,
+                change: &record.change,
+            },
+        }
+    }
+}
+
 /// Whether a compaction at `compacted` may have removed the change at `missing` that
 /// `successor` leads to. When it may, the key did not exist at any readable revision that
 /// the missing change was in force at.

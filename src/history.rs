@@ -8,7 +8,7 @@
 //! key's previous location. That costs O(w · log n) for w changes in between, reading w records
 //! sequentially from the log, once; the rebuilt view is pinned for the chunks that follow.
 
-use crate::chain;
+use crate::chain::{self, Successor};
 use crate::encoding::{self, Change, Location, Record};
 use crate::index::{Key, View};
 use crate::store::Shared;
@@ -122,11 +122,13 @@ impl Shared {
             return Ok(None);
         };
         let mut next = Some(latest.location);
+        // The change after `next` in the key's history, once the walk has left the pointer's.
+        let mut newer: Option<(Location, Record)> = None;
         while let Some(location) = next {
             let Some(record) = self.record(location)? else {
-                // Compaction removes a change that a newer one still points to only when it
-                // is a tombstone at or below the compacted revision.
-                if location.revision <= self.compacted() {
+                let successor = Successor::in_walk(latest.live, newer.as_ref());
+                // The key did not exist while a change that compaction removed was in force.
+                if chain::compacted_away(location, successor, self.compacted()) {
                     return Ok(None);
                 }
                 return Err(Error::corrupted(
@@ -148,6 +150,7 @@ impl Shared {
             }
             next = chain::previous(location, &record)
                 .map_err(|reason| Error::corrupted(location.to_string(), reason))?;
+            newer = Some((location, record));
         }
         Ok(None)
     }
@@ -198,6 +201,31 @@ mod tests {
             .insert(location.record_key(), Record::encode(&record))?;
         let error = db.get_at("a", Revision::new(1)).unwrap_err();
         assert_eq!(error.reason(), "Corrupted", "{error}");
+        assert!(!db.verify()?.findings.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn a_lost_record_that_compaction_keeps_is_corruption_not_a_missing_key() -> crate::Result<()> {
+        let db = Db::temporary()?;
+        let superseded_later = db.put("a", "1")?;
+        let compacted = db.put("b", "1")?;
+        db.compact(compacted)?;
+        db.put("a", "2")?;
+        for lost in [superseded_later, compacted] {
+            db.shared.data.remove(
+                Location {
+                    revision: lost,
+                    sub: 0,
+                }
+                .record_key(),
+            )?;
+        }
+        // a's lost record is reached through a's newer change, b's through its pointer.
+        for key in ["a", "b"] {
+            let error = db.get_at(key, compacted).unwrap_err();
+            assert_eq!(error.reason(), "Corrupted", "{key}: {error}");
+        }
         assert!(!db.verify()?.findings.is_empty());
         Ok(())
     }

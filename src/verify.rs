@@ -450,15 +450,19 @@ impl Verifier<'_> {
     ) -> Result<Option<Option<Location>>> {
         let pointer = || format!("latest pointer of key {}", display_key(key));
         let mut at = latest.location;
-        let mut claimed_live = Some(latest.live);
+        // The change after `at` in the key's history, once the walk has left the pointer's.
+        let mut newer: Option<(Location, Record)> = None;
         loop {
             let record = match self.stored(at)? {
                 Stored::Record(record) => record,
                 Stored::Undecodable => return Ok(None),
-                Stored::Missing => return Ok(self.missing_change(key, at, claimed_live)),
+                Stored::Missing => {
+                    let successor = Successor::in_walk(latest.live, newer.as_ref());
+                    return Ok(self.missing_change(key, at, successor));
+                }
             };
             let is_put = matches!(record.change, Change::Put(_));
-            if let Some(live) = claimed_live.take() {
+            if newer.is_none() {
                 if record.key != key {
                     self.found(
                         Check::LatestPointers,
@@ -470,8 +474,8 @@ impl Verifier<'_> {
                     );
                     return Ok(None);
                 }
-                if live != is_put {
-                    let (claims, is) = if live {
+                if latest.live != is_put {
+                    let (claims, is) = if latest.live {
                         ("live", "a delete")
                     } else {
                         ("deleted", "a put")
@@ -490,7 +494,10 @@ impl Verifier<'_> {
                 return Ok(Some(is_put.then_some(at)));
             }
             match chain::previous(at, &record) {
-                Ok(Some(prev)) => at = prev,
+                Ok(Some(prev)) => {
+                    newer = Some((at, record));
+                    at = prev;
+                }
                 Ok(None) => return Ok(Some(None)),
                 // The record scan reports the broken chain; following it could loop forever.
                 Err(_) => return Ok(None),
@@ -498,38 +505,34 @@ impl Verifier<'_> {
         }
     }
 
-    /// What a missing change in the key's history means for the key at the checked revision:
-    /// `claimed_live` is what the latest pointer says when the pointer leads there.
+    /// What the missing change at `at` in the key's history, which `successor` leads to, means
+    /// for the key at the checked revision.
     fn missing_change(
         &mut self,
         key: &[u8],
         at: Location,
-        claimed_live: Option<bool>,
+        successor: Successor<'_>,
     ) -> Option<Option<Location>> {
         let pointer = || format!("latest pointer of key {}", display_key(key));
-        match claimed_live {
-            // Compaction removes tombstones at or below the compacted revision.
-            None if at.revision <= self.compacted => return Some(None),
+        if chain::compacted_away(at, successor, self.compacted) {
             // A pointer that outlived its tombstone reads as deleted, as it should, but a
             // finished compaction removes it first.
-            Some(live)
-                if chain::compacted_away(at, Successor::Pointer { live }, self.compacted) =>
-            {
-                if self.finished == self.compacted {
-                    self.found(
-                        Check::Compaction,
-                        pointer(),
-                        format!("outlived its tombstone at {at}"),
-                    );
-                }
-                return Some(None);
+            if matches!(successor, Successor::Pointer { .. }) && self.finished == self.compacted {
+                self.found(
+                    Check::Compaction,
+                    pointer(),
+                    format!("outlived its tombstone at {at}"),
+                );
             }
-            Some(_) => self.found(
+            return Some(None);
+        }
+        match successor {
+            Successor::Pointer { .. } => self.found(
                 Check::LatestPointers,
                 pointer(),
                 format!("leads to {at}, where nothing is stored"),
             ),
-            None => self.found(
+            Successor::Change { .. } => self.found(
                 Check::History,
                 at.to_string(),
                 format!(
