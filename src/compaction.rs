@@ -5,19 +5,22 @@
 //!
 //! 1. **Schedule.** Persist `c` as the compacted revision and flush. From this moment reads
 //!    below `c` fail with [`Error::Expired`], and pinned snapshots below `c` are released.
-//! 2. **Delete**, in batches of [`BATCH_RECORDS`] records that interleave with reads and writes.
+//! 2. **Sweep**, in batches of [`BATCH_RECORDS`] records that interleave with reads and writes.
 //!    Only the records written in `(previous compaction, c]` are scanned, so the work is
 //!    proportional to the history created since the last compaction, not to all of it: each of
 //!    them that updated or deleted a key makes the key's previous record garbage, and each
 //!    delete is itself garbage (its latest-version pointer goes too, unless the key has been
-//!    written again since).
+//!    written again since), by the rules of `chain`. A record that does not decode is counted,
+//!    reported and left in place: what it superseded cannot be known, and whether it is
+//!    garbage neither.
 //! 3. **Finish.** Persist `c` as the finished compaction.
 //!
 //! A process that dies between 1 and 3 leaves `finished < compacted`; the next open runs step
 //! 2 again for the same range (every deletion is idempotent) and then step 3.
 
+use std::fmt::Write as _;
 use std::str::FromStr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -111,6 +114,9 @@ pub struct CompactionReport {
     pub already_compacted: bool,
     /// Records (superseded versions and tombstones) deleted from disk.
     pub removed_records: u64,
+    /// Records that did not decode and were left in place, with whatever they superseded;
+    /// [`Db::verify`] names them.
+    pub skipped_records: u64,
     /// How long it took.
     #[serde(rename = "elapsed_ms", serialize_with = "serialize_millis")]
     pub elapsed: Duration,
@@ -189,104 +195,129 @@ impl Shared {
             });
         }
         let previous = self.compacted();
-        let mut report = CompactionReport {
-            revision: previous.max(target),
-            previous,
-            already_compacted: target <= previous,
-            removed_records: 0,
-            elapsed: Duration::ZERO,
-        };
-        if !report.already_compacted {
+        let already_compacted = target <= previous;
+        if !already_compacted {
             self.write_meta(Meta::CompactedRevision, target)?;
             self.compacted.store(target.get(), Ordering::Release);
             self.index.release_below(target);
         }
         // Even a no-op finishes what an earlier, failed or stopped compaction left undone.
-        report.removed_records =
-            self.finish_compaction(&mut progress, stop, self.options.paced_compaction)?;
-        report.elapsed = started.elapsed();
-        Ok(report)
+        let sweep = self.sweep(&mut progress, stop, self.options.paced_compaction)?;
+        Ok(CompactionReport {
+            revision: previous.max(target),
+            previous,
+            already_compacted,
+            removed_records: sweep.removed,
+            skipped_records: sweep.skipped,
+            elapsed: started.elapsed(),
+        })
     }
 
-    /// Steps 2 and 3: deletes the garbage between the finished and the compacted revision.
-    /// Returns the number of records deleted; stops early (leaving the work to the next open)
-    /// when `stop` says so. `paced` pauses after each batch; see [`crate::Options::paced_compaction`].
-    pub(crate) fn finish_compaction(
+    /// Steps 2 and 3: deletes the garbage between the swept and the compacted revision. Stops
+    /// early (leaving the work to the next compaction or open) when `stop` says so. `paced`
+    /// pauses after each batch; see [`crate::Options::paced_compaction`].
+    pub(crate) fn sweep(
         &self,
         progress: &mut dyn FnMut(Revision),
         stop: &dyn Fn() -> bool,
         paced: bool,
-    ) -> Result<u64> {
+    ) -> Result<Sweep> {
         let target = self.compacted();
-        let finished = Revision::new(self.read_meta(Meta::FinishedCompaction)?);
-        if finished >= target {
-            return Ok(0);
+        let swept = self.compaction.swept();
+        let mut sweep = Sweep::default();
+        if swept >= target {
+            return Ok(sweep);
         }
-        let mut removed = 0;
-        let mut cursor = encoding::record_key_floor(finished.next()).to_vec();
+        let mut cursor = encoding::record_key_floor(swept.next()).to_vec();
         let end = encoding::record_key_floor(target.next());
         loop {
             if stop() {
-                return Ok(removed);
+                return Ok(sweep);
             }
             let batch_started = Instant::now();
-            let mut garbage = Vec::new();
-            let mut tombstones = Vec::new();
-            let mut last = None;
-            for item in self
-                .data
-                .range(cursor.as_slice()..end.as_slice())
-                .take(BATCH_RECORDS)
-            {
-                let (sled_key, bytes) = item?;
-                let location = Location::from_record_key(&sled_key)?;
-                let record = Record::decode(location, &bytes)?;
-                garbage.extend(chain::garbage_of(location, &record));
-                if matches!(record.change, Change::Delete) {
-                    tombstones.push((record.key, location));
-                }
-                last = Some((sled_key, location));
-            }
-            let Some((last_key, reached)) = last else {
+            let batch = self.read_batch(&cursor, &end)?;
+            let Some(last_key) = batch.last_key else {
                 break;
             };
-            // A tombstone's latest pointer goes before its record: a crash in between then
-            // leaves the record, which the next open's re-run finds and deletes, instead of a
-            // pointer to nothing that no re-run would ever visit again.
-            for (key, location) in &tombstones {
-                // Conditional, because a writer may have re-created the key meanwhile.
-                let tombstone = Latest {
-                    location: *location,
-                    live: false,
-                }
-                .encode();
-                let _ = self.data.compare_and_swap(
-                    Latest::sled_key(key),
-                    Some(tombstone),
-                    None::<Vec<u8>>,
-                )?;
-            }
-            self.forget_tombstones(&tombstones);
-            // One remove at a time rather than a sled batch: a batch takes a process-wide lock
-            // that every read waits for. Removes are applied, and recovered after a crash, in
-            // this order, so a crash still leaves a prefix of the work done.
-            for location in garbage {
-                self.remove_record(location)?;
-                removed += 1;
+            sweep.skipped += batch.skipped;
+            sweep.removed += self.remove_garbage(batch.garbage, &batch.tombstones)?;
+            if let Some(reached) = batch.reached {
+                progress(reached);
             }
             if paced {
                 std::thread::sleep(batch_started.elapsed());
             }
-            progress(reached.revision);
             cursor = last_key.to_vec();
             cursor.push(0);
         }
-        self.delete_commit_times(finished, target)?;
+        self.delete_commit_times(swept, target)?;
         for run in self.identity.write().forget_before(target) {
             self.data.remove(encoding::run_key(run.number))?;
         }
         self.write_meta(Meta::FinishedCompaction, target)?;
+        self.compaction.swept.store(target.get(), Ordering::Release);
         progress(target);
+        Ok(sweep)
+    }
+
+    /// Reads the next batch of records from `cursor` on, and what they make garbage. A record
+    /// that does not decode tells neither whether it is garbage nor what it superseded: it is
+    /// counted and left in place, with whatever it superseded, for verify to name.
+    fn read_batch(&self, cursor: &[u8], end: &[u8]) -> Result<Batch> {
+        let mut batch = Batch::default();
+        for item in self.data.range(cursor..end).take(BATCH_RECORDS) {
+            let (sled_key, bytes) = item?;
+            let decoded = Location::from_record_key(&sled_key)
+                .and_then(|location| Ok((location, Record::decode(location, &bytes)?)));
+            match decoded {
+                Ok((location, record)) => {
+                    batch.garbage.extend(chain::garbage_of(location, &record));
+                    if matches!(record.change, Change::Delete) {
+                        batch.tombstones.push((record.key, location));
+                    }
+                    batch.reached = Some(location.revision);
+                }
+                Err(error) => {
+                    self.compaction.skipped(&error);
+                    batch.skipped += 1;
+                }
+            }
+            batch.last_key = Some(sled_key);
+        }
+        Ok(batch)
+    }
+
+    /// Removes one batch's garbage; returns how many records it removed.
+    fn remove_garbage(
+        &self,
+        garbage: Vec<Location>,
+        tombstones: &[(Vec<u8>, Location)],
+    ) -> Result<u64> {
+        // A tombstone's latest pointer goes before its record: a crash in between then leaves
+        // the record, which the next sweep finds and deletes, instead of a pointer to nothing
+        // that no sweep would ever visit again.
+        for (key, location) in tombstones {
+            // Conditional, because a writer may have re-created the key meanwhile.
+            let tombstone = Latest {
+                location: *location,
+                live: false,
+            }
+            .encode();
+            let _ = self.data.compare_and_swap(
+                Latest::sled_key(key),
+                Some(tombstone),
+                None::<Vec<u8>>,
+            )?;
+        }
+        self.forget_tombstones(tombstones);
+        // One remove at a time rather than a sled batch: a batch takes a process-wide lock
+        // that every read waits for. Removes are applied, and recovered after a crash, in
+        // this order, so a crash still leaves a prefix of the work done.
+        let mut removed = 0;
+        for location in garbage {
+            self.remove_record(location)?;
+            removed += 1;
+        }
         Ok(removed)
     }
 
@@ -327,6 +358,93 @@ impl Shared {
     }
 }
 
+/// What one sweep did.
+#[derive(Default)]
+pub(crate) struct Sweep {
+    removed: u64,
+    skipped: u64,
+}
+
+/// One batch of records read by a sweep.
+#[derive(Default)]
+struct Batch {
+    garbage: Vec<Location>,
+    /// The tombstones among the records, whose latest pointers go with them.
+    tombstones: Vec<(Vec<u8>, Location)>,
+    /// The sled key of the last record read, which the next batch starts after.
+    last_key: Option<sled::IVec>,
+    /// The revision of the last record read whose key decodes.
+    reached: Option<Revision>,
+    skipped: u64,
+}
+
+/// A compaction's failure, or a record it could not decode, as [`Db::stat`] reports the last
+/// one.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CompactionError {
+    /// The error's [`Error::reason`]: `Corrupted` for a record that does not decode, `Storage`
+    /// when sled failed.
+    pub reason: &'static str,
+    /// What happened, naming the revision, key or entry involved.
+    pub message: String,
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+}
+
+/// What compaction has done and met since the store opened.
+pub(crate) struct CompactionState {
+    /// The revision up to which garbage is gone: the finished compaction.
+    swept: AtomicU64,
+    skipped_records: AtomicU64,
+    last_error: Mutex<Option<CompactionError>>,
+}
+
+impl CompactionState {
+    pub(crate) fn new(swept: Revision) -> Self {
+        CompactionState {
+            swept: AtomicU64::new(swept.get()),
+            skipped_records: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn swept(&self) -> Revision {
+        Revision::new(self.swept.load(Ordering::Acquire))
+    }
+
+    /// How many records compaction could not decode, and its last error.
+    pub(crate) fn findings(&self) -> (u64, Option<CompactionError>) {
+        (
+            self.skipped_records.load(Ordering::Acquire),
+            self.last_error.lock().clone(),
+        )
+    }
+
+    fn skipped(&self, error: &Error) {
+        self.skipped_records.fetch_add(1, Ordering::AcqRel);
+        self.note(error, "left in place a record it cannot decode: ");
+    }
+
+    fn failed(&self, error: &Error) {
+        self.note(error, "");
+    }
+
+    fn note(&self, error: &Error, context: &str) {
+        // `Storage` says only that sled failed; its causes say why.
+        let mut message = format!("{context}{error}");
+        let mut cause = std::error::Error::source(error);
+        while let Some(inner) = cause {
+            let _ = write!(message, ": {inner}");
+            cause = inner.source();
+        }
+        *self.last_error.lock() = Some(CompactionError {
+            reason: error.reason(),
+            message,
+            at_unix_ms: crate::store::now_millis(),
+        });
+    }
+}
+
 /// The background compactor: keeps the retention window until the last [`Db`] handle drops.
 pub(crate) struct Compactor {
     signal: Arc<(Mutex<bool>, Condvar)>,
@@ -359,6 +477,9 @@ impl Compactor {
     }
 }
 
+/// The compactor's thread: compacts at the retention boundary every `interval`. Failures are
+/// kept for [`Db::stat`] and tried again at the next tick; reads and writes report storage
+/// errors themselves, and an unfinished compaction is completed then or at the next open.
 fn run(shared: &Shared, signal: &(Mutex<bool>, Condvar), interval: Duration) {
     let (stopped, wake) = signal;
     let stop = || *stopped.lock();
@@ -372,10 +493,14 @@ fn run(shared: &Shared, signal: &(Mutex<bool>, Condvar), interval: Duration) {
                 return;
             }
         }
-        // A failure is retried at the next tick; reads and writes report storage errors
-        // themselves, and an unfinished compaction is completed then or at the next open.
-        if let Ok(Some(boundary)) = shared.retention_boundary() {
-            let _ = shared.compact(boundary, |_| {}, &stop);
+        let compacted = shared
+            .retention_boundary()
+            .and_then(|boundary| match boundary {
+                Some(boundary) => shared.compact(boundary, |_| {}, &stop).map(drop),
+                None => Ok(()),
+            });
+        if let Err(error) = compacted {
+            shared.compaction.failed(&error);
         }
     }
 }

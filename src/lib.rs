@@ -76,7 +76,7 @@ mod token;
 mod txn;
 mod verify;
 
-pub use compaction::{CompactionReport, Retention, BATCH_RECORDS};
+pub use compaction::{CompactionError, CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
 pub use error::{Error, Result, StorageError, TokenRejection};
 pub use list::{ListOptions, ListPage, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGET};

@@ -1,18 +1,23 @@
 //! Damaged bytes on disk are found, never believed: every kind of stored entry, with flipped
 //! bits, truncations and trailing bytes. Either the store refuses to open with
-//! `Error::Corrupted`, or every read that touches the damage fails with `Error::Corrupted`
-//! naming it, every other read returns the right data, and `Db::verify` reports exactly the
-//! damaged entry.
+//! `Error::Corrupted` (damaged metadata or latest pointers, which the index is built from), or
+//! every read that touches the damage fails with `Error::Corrupted` naming it, every other read
+//! returns the right data, and `Db::verify` reports exactly the damaged entry. A damaged record
+//! never keeps the store from opening, not even inside an unfinished compaction: compaction
+//! leaves it in place and reports it in `Db::stat`.
 //!
 //! A list at an older revision may fail for any key when its snapshot is rebuilt through the
 //! damaged record, because the rebuild reads the log of every key since that revision.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use revkv::{Check, Db, Error, ListOptions, Retention, Revision};
 
-use crate::common::{raw_key, with_raw_tree, write_sample_history, Model};
+use crate::common::{
+    flip_a_bit, leave_compaction_unfinished, raw_key, wait_for_sweep, with_raw_tree,
+    write_sample_history, Model,
+};
 
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 
@@ -239,5 +244,148 @@ fn every_damaged_entry_is_reported_as_corrupted_and_nothing_else_is() -> revkv::
             }
         }
     }
+    Ok(())
+}
+
+/// Waits until the background compactor has compacted at `revision`, and swept.
+fn wait_for_compaction(db: &Db, revision: Revision) -> revkv::Stat {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while db.compacted_revision() < revision {
+        assert!(Instant::now() < deadline, "no compaction at {revision}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_for_sweep(db)
+}
+
+/// Asserts that compaction met exactly one record it could not decode, at `location`.
+fn assert_skipped(stat: &revkv::Stat, location: &str) {
+    assert_eq!(stat.compaction_skipped_records, 1, "{stat:?}");
+    let error = stat
+        .last_compaction_error
+        .as_ref()
+        .expect("a recorded error");
+    assert_eq!(error.reason, "Corrupted", "{error:?}");
+    assert!(error.message.contains(location), "{error:?}");
+}
+
+/// Asserts that `report` finds damage at `location` and nothing else.
+fn assert_only_damage_at(report: &revkv::VerifyReport, location: &str) {
+    assert!(!report.is_clean(), "verify found nothing");
+    for finding in &report.findings {
+        assert_eq!(
+            (finding.check, finding.location.as_str()),
+            (Check::Decoding, location),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_record_in_an_unfinished_compaction_is_reported_and_all_else_served(
+) -> revkv::Result<()> {
+    // The sample history's compaction at 6 was interrupted before it swept (2, 6]: there the
+    // delete at 5 supersedes b=1 at 4, and is garbage itself, and c=1 at 6 stays.
+    let target = |name, revision, location, key| Target {
+        name,
+        sled_key: raw_key::record(revision, 0),
+        location,
+        effect: Effect::ReadsOf(key),
+    };
+    let cases = [
+        (
+            target("superseded garbage", 4, "revision 4 (change 0)", "b"),
+            false,
+        ),
+        (target("a tombstone", 5, "revision 5 (change 0)", "b"), true),
+        (
+            target("a live key's record", 6, "revision 6 (change 0)", "c"),
+            true,
+        ),
+    ];
+    for (target, stays) in cases {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("store");
+        let mut model = write_sample_history(&open(&path)?)?;
+        leave_compaction_unfinished(&path, 6, 2);
+        model.compact(Revision::new(6));
+        flip_a_bit(&path, &target.sled_key);
+        let db = open(&path)?;
+        read_everything(&db, &model, &target)?;
+        let stat = wait_for_sweep(&db);
+        assert_skipped(&stat, target.location);
+        let report = db.verify()?;
+        if stays {
+            assert_only_damage_at(&report, target.location);
+        } else {
+            // What the sweep cannot decode it still removes when a later change supersedes it.
+            assert!(report.is_clean(), "{}: {report}", target.name);
+        }
+        drop(db);
+        assert_eq!(open(&path)?.stat()?.swept_revision, Revision::new(6));
+    }
+    Ok(())
+}
+
+#[test]
+fn background_compaction_skips_a_record_it_cannot_decode_and_finishes_the_rest() -> revkv::Result<()>
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    let keys: Vec<String> = (0..10).map(|key| format!("k/{key}")).collect();
+    {
+        let db = Db::options().retention(Retention::Manual).open(&path)?;
+        for round in ["0", "1", "2"] {
+            for key in &keys {
+                db.put(key.as_str(), round)?;
+            }
+        }
+    }
+    // k/4 was written at revisions 5, 15 and 25.
+    flip_a_bit(&path, &raw_key::record(25, 0));
+    let db = Db::options()
+        .retention(Retention::Revisions(0))
+        .compaction_interval(Duration::from_millis(5))
+        .open(&path)?;
+    let stat = wait_for_compaction(&db, Revision::new(30));
+    assert_skipped(&stat, "revision 25 (change 0)");
+    // Every superseded version is gone but k/4's at 15, which only the damaged record names.
+    assert_eq!(stat.stored_records, 11);
+    for key in &keys {
+        match db.get(key) {
+            Ok(entry) => assert_eq!(entry.expect("live").value, b"2"),
+            Err(error) => assert!(
+                key == "k/4" && corrupted_at(&error, "revision 25 (change 0)"),
+                "{key}: {error}"
+            ),
+        }
+    }
+    assert_only_damage_at(&db.verify()?, "revision 25 (change 0)");
+    Ok(())
+}
+
+#[test]
+fn the_background_compactor_keeps_its_last_error_for_stat() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    write_sample_history(&open(&path)?)?;
+    flip_a_bit(&path, &raw_key::commit_time(4));
+    let db = Db::options()
+        .retention(Retention::Time(Duration::ZERO))
+        .compaction_interval(Duration::from_millis(5))
+        .open(&path)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let error = loop {
+        if let Some(error) = db.stat()?.last_compaction_error {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "no error recorded");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(error.reason, "Corrupted");
+    assert!(
+        error.message.contains("commit time of revision 4"),
+        "{error:?}"
+    );
+    assert!(error.at_unix_ms > 0);
     Ok(())
 }

@@ -225,9 +225,18 @@ pub(super) fn print_stat(stat: &Stat, json: bool) -> Result<(), Failure> {
         return print_json(stat);
     }
     let mebibytes = stat.disk_bytes as f64 / f64::from(1 << 20);
-    let lines = [
+    let swept = if stat.swept_revision < stat.compacted_revision {
+        format!(
+            "{} (sweeping up to {})",
+            stat.swept_revision, stat.compacted_revision
+        )
+    } else {
+        stat.swept_revision.to_string()
+    };
+    let mut lines = vec![
         ("revision", stat.revision.to_string()),
         ("compacted revision", stat.compacted_revision.to_string()),
+        ("swept revision", swept),
         ("live keys", stat.live_keys.to_string()),
         ("stored records", stat.stored_records.to_string()),
         (
@@ -236,6 +245,17 @@ pub(super) fn print_stat(stat: &Stat, json: bool) -> Result<(), Failure> {
         ),
         ("pinned snapshots", stat.pinned_snapshots.to_string()),
     ];
+    if stat.compaction_skipped_records > 0 {
+        let skipped = format!(
+            "{} records that do not decode",
+            stat.compaction_skipped_records
+        );
+        lines.push(("compaction skipped", skipped));
+    }
+    if let Some(error) = &stat.last_compaction_error {
+        let when = format!("{} ms since the epoch", error.at_unix_ms);
+        lines.push(("compaction error", format!("{} ({when})", error.message)));
+    }
     let mut out = io::stdout().lock();
     for (label, value) in lines {
         writeln!(out, "{label:<20}{value}")?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::compaction::{Compactor, Retention};
+use crate::compaction::{CompactionError, CompactionState, Compactor, Retention};
 use crate::encoding::{self, Latest, Location, Meta, Record, Value};
 use crate::identity::Identity;
 use crate::index::rebuilds::Rebuilds;
@@ -213,6 +213,8 @@ pub(crate) struct Shared {
     flush: Mutex<FlushState>,
     flush_done: Condvar,
     pub(crate) compacted: AtomicU64,
+    /// How far compaction's sweep got, and what it met.
+    pub(crate) compaction: CompactionState,
     /// Serialises compactions (the background one and explicit calls).
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) poisoned: AtomicBool,
@@ -272,6 +274,7 @@ impl Db {
         let data = sled.open_tree(encoding::TREE_NAME)?;
         check_format(&data)?;
         let compacted = read_meta(&data, Meta::CompactedRevision)?;
+        let swept = Revision::new(read_meta(&data, Meta::FinishedCompaction)?);
         let mut live = Vec::new();
         let mut tombstones = write::Tombstones::default();
         for item in data.scan_prefix(Latest::prefix()) {
@@ -332,11 +335,12 @@ impl Db {
             }),
             flush_done: Condvar::new(),
             compacted: AtomicU64::new(compacted),
+            compaction: CompactionState::new(swept),
             compaction_lock: Mutex::new(()),
             poisoned: AtomicBool::new(false),
         });
         // Unpaced: nothing else can use the store before open returns.
-        shared.finish_compaction(&mut |_| {}, &|| false, false)?;
+        shared.sweep(&mut |_| {}, &|| false, false)?;
         let compactor = Compactor::start(&shared);
         Ok(Db {
             shared,
@@ -393,6 +397,9 @@ pub struct Stat {
     pub revision: Revision,
     /// Reads below this revision fail with [`Error::Expired`].
     pub compacted_revision: Revision,
+    /// Compaction removed the garbage below the compacted revision up to this revision. It is
+    /// below `compacted_revision` while a compaction's sweep is unfinished.
+    pub swept_revision: Revision,
     /// Keys live at `revision`.
     pub live_keys: u64,
     /// Records (puts and tombstones, current and historical) kept on disk.
@@ -404,6 +411,13 @@ pub struct Stat {
     /// The memory those snapshots are charged: an upper bound of the index nodes they hold
     /// that the newest view does not (see [`Options::pinned_bytes`]).
     pub pinned_bytes: u64,
+    /// Records that compaction could not decode since the store opened, and left in place;
+    /// [`Db::verify`] names them.
+    pub compaction_skipped_records: u64,
+    /// The last compaction error since the store opened, a record it could not decode or a
+    /// failure of the background compactor, with when it happened; it stays after later
+    /// compactions succeed.
+    pub last_compaction_error: Option<CompactionError>,
 }
 
 impl Db {
@@ -421,14 +435,18 @@ impl Db {
             stored_records += 1;
         }
         let pinned = self.shared.index.pinned_usage();
+        let (compaction_skipped_records, last_compaction_error) = self.shared.compaction.findings();
         Ok(Stat {
             revision: view.revision,
             compacted_revision: self.compacted_revision(),
+            swept_revision: self.shared.compaction.swept(),
             live_keys: view.tree.len() as u64,
             stored_records,
             disk_bytes: self.shared.sled.size_on_disk()?,
             pinned_snapshots: pinned.0 as u64,
             pinned_bytes: pinned.1 as u64,
+            compaction_skipped_records,
+            last_compaction_error,
         })
     }
 }
@@ -569,10 +587,6 @@ impl Shared {
         };
         let entry = self.live_entry(location, view.revision)?;
         holding_key(entry, key, location).map(Some)
-    }
-
-    pub(crate) fn read_meta(&self, meta: Meta) -> Result<u64> {
-        read_meta(&self.data, meta)
     }
 
     /// Writes and flushes a metadata entry: each one marks a durable step.

@@ -336,3 +336,47 @@ pub fn latest_pointer(tree: &sled::Tree, revision: u64, sub: u32, live: bool) ->
 pub fn sealed_u64(value: u64) -> Vec<u8> {
     seal(&value.to_be_bytes())
 }
+
+/// Leaves the closed store at `path` as a crash between the first and the last step of a
+/// compaction at `compacted` does: compacted there, with its garbage swept only up to `swept`.
+pub fn leave_compaction_unfinished(path: &Path, compacted: u64, swept: u64) {
+    with_raw_tree(path, |tree| {
+        for (name, revision) in [
+            ("compacted_revision", compacted),
+            ("finished_compaction", swept),
+        ] {
+            tree.insert(raw_key::meta(name), sealed_u64(revision))
+                .expect("sled writes");
+        }
+    });
+}
+
+/// Waits until compaction has swept everything up to the compacted revision, and returns the
+/// store's figures then.
+pub fn wait_for_sweep(db: &Db) -> revkv::Stat {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stat = db.stat().expect("stat reads");
+        if stat.swept_revision == stat.compacted_revision {
+            return stat;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweep never finished: {stat:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Flips a bit in the payload of the entry at `sled_key` of the closed store at `path`.
+pub fn flip_a_bit(path: &Path, sled_key: &[u8]) {
+    with_raw_tree(path, |tree| {
+        let mut bytes = tree
+            .get(sled_key)
+            .expect("sled reads")
+            .expect("the entry exists")
+            .to_vec();
+        bytes[4] ^= 0x10;
+        tree.insert(sled_key, bytes).expect("sled writes");
+    });
+}
