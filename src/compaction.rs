@@ -10,13 +10,14 @@
 //!    proportional to the history created since the last compaction, not to all of it: each of
 //!    them that updated or deleted a key makes the key's previous record garbage, and each
 //!    delete is itself garbage (its latest-version pointer goes too, unless the key has been
-//!    written again since), by the rules of `chain`. A record that does not decode is counted,
-//!    reported and left in place: what it superseded cannot be known, and whether it is
-//!    garbage neither.
+//!    written again since), by the rules of `chain`. After each batch the revision swept through
+//!    is recorded. A record that does not decode is counted, reported and left in place: what
+//!    it superseded cannot be known, and whether it is garbage neither.
 //! 3. **Finish.** Persist `c` as the finished compaction.
 //!
-//! A process that dies between 1 and 3 leaves `finished < compacted`; the next open runs step
-//! 2 again for the same range (every deletion is idempotent) and then step 3.
+//! A process that dies or closes between 1 and 3 leaves the swept revision below the compacted
+//! one; the next open resumes the sweep from there in the background (every deletion is
+//! idempotent), while the store serves, and then takes step 3.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -214,16 +215,16 @@ impl Shared {
     }
 
     /// Steps 2 and 3: deletes the garbage between the swept and the compacted revision. Stops
-    /// early (leaving the work to the next compaction or open) when `stop` says so. `paced`
-    /// pauses after each batch; see [`crate::Options::paced_compaction`].
-    pub(crate) fn sweep(
+    /// early, keeping what it did for the next compaction or open to go on from, when `stop`
+    /// says so. `paced` pauses after each batch; see [`crate::Options::paced_compaction`].
+    fn sweep(
         &self,
         progress: &mut dyn FnMut(Revision),
         stop: &dyn Fn() -> bool,
         paced: bool,
     ) -> Result<Sweep> {
         let target = self.compacted();
-        let swept = self.compaction.swept();
+        let mut swept = self.compaction.swept();
         let mut sweep = Sweep::default();
         if swept >= target {
             return Ok(sweep);
@@ -232,6 +233,8 @@ impl Shared {
         let end = encoding::record_key_floor(target.next());
         loop {
             if stop() {
+                // A clean close keeps the progress of the last half second too.
+                self.sled.flush()?;
                 return Ok(sweep);
             }
             let batch_started = Instant::now();
@@ -242,6 +245,12 @@ impl Shared {
             sweep.skipped += batch.skipped;
             sweep.removed += self.remove_garbage(batch.garbage, &batch.tombstones)?;
             if let Some(reached) = batch.reached {
+                // The next batch may hold more changes of the last revision read.
+                let through = Revision::new(reached.get() - 1);
+                if through > swept {
+                    self.mark_swept(swept, through)?;
+                    swept = through;
+                }
                 progress(reached);
             }
             if paced {
@@ -321,6 +330,21 @@ impl Shared {
         Ok(removed)
     }
 
+    /// Records that the garbage up to revision `through` is gone, so that a sweep stopped by a
+    /// close or a crash goes on from there. The mark needs no flush of its own: sled recovers
+    /// writes in order, so it never outlives a remove made before it.
+    fn mark_swept(&self, from: Revision, through: Revision) -> Result<()> {
+        self.delete_commit_times(from, through)?;
+        self.data.insert(
+            Meta::FinishedCompaction.sled_key(),
+            Meta::encode(through.get()),
+        )?;
+        self.compaction
+            .swept
+            .store(through.get(), Ordering::Release);
+        Ok(())
+    }
+
     /// Commit times below the compacted revision are no longer needed; the compacted
     /// revision's own stays, so the store's head revision survives a restart.
     fn delete_commit_times(&self, from: Revision, to: Revision) -> Result<()> {
@@ -360,7 +384,7 @@ impl Shared {
 
 /// What one sweep did.
 #[derive(Default)]
-pub(crate) struct Sweep {
+struct Sweep {
     removed: u64,
     skipped: u64,
 }
@@ -393,7 +417,8 @@ pub struct CompactionError {
 
 /// What compaction has done and met since the store opened.
 pub(crate) struct CompactionState {
-    /// The revision up to which garbage is gone: the finished compaction.
+    /// The revision up to which garbage is gone: the finished compaction, or how far the
+    /// sweep of an unfinished one got.
     swept: AtomicU64,
     skipped_records: AtomicU64,
     last_error: Mutex<Option<CompactionError>>,
@@ -445,29 +470,38 @@ impl CompactionState {
     }
 }
 
-/// The background compactor: keeps the retention window until the last [`Db`] handle drops.
+/// The background compactor: finishes a compaction that an earlier run left unfinished, and
+/// keeps the retention window, until the last [`Db`] handle drops.
 pub(crate) struct Compactor {
     signal: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Compactor {
+    /// Starts the compactor's thread, unless it has nothing to do: no sweep to resume (or
+    /// [`crate::Options::resume_compaction`] is off) and [`Retention::Manual`].
     pub(crate) fn start(shared: &Arc<Shared>) -> Option<Compactor> {
-        let interval = match shared.options.retention {
-            Retention::Manual => return None,
-            Retention::Revisions(_) => Duration::from_secs(1),
+        let retention = match shared.options.retention {
+            Retention::Manual => None,
+            Retention::Revisions(_) => Some(Duration::from_secs(1)),
             Retention::Time(keep) => {
-                (keep / 10).clamp(Duration::from_millis(10), Duration::from_secs(30))
+                Some((keep / 10).clamp(Duration::from_millis(10), Duration::from_secs(30)))
             }
         };
-        let interval = shared.options.compaction_interval.unwrap_or(interval);
+        let interval =
+            retention.map(|interval| shared.options.compaction_interval.unwrap_or(interval));
+        let resume =
+            shared.options.resume_compaction && shared.compaction.swept() < shared.compacted();
+        if interval.is_none() && !resume {
+            return None;
+        }
         let signal = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let signal = Arc::clone(&signal);
             let shared = Arc::clone(shared);
             std::thread::Builder::new()
                 .name("revkv-compactor".into())
-                .spawn(move || run(&shared, &signal, interval))
+                .spawn(move || run(&shared, &signal, resume, interval))
                 .expect("spawning the compactor thread")
         };
         Some(Compactor {
@@ -477,12 +511,21 @@ impl Compactor {
     }
 }
 
-/// The compactor's thread: compacts at the retention boundary every `interval`. Failures are
-/// kept for [`Db::stat`] and tried again at the next tick; reads and writes report storage
-/// errors themselves, and an unfinished compaction is completed then or at the next open.
-fn run(shared: &Shared, signal: &(Mutex<bool>, Condvar), interval: Duration) {
+/// The compactor's thread: resumes the unfinished sweep when `resume`, then compacts at the
+/// retention boundary every `interval`, if any. Failures are kept for [`Db::stat`] and tried
+/// again at the next tick; reads and writes report storage errors themselves.
+fn run(shared: &Shared, signal: &(Mutex<bool>, Condvar), resume: bool, interval: Option<Duration>) {
     let (stopped, wake) = signal;
     let stop = || *stopped.lock();
+    if resume {
+        // Compacting at the compacted revision only finishes what is left of its sweep.
+        if let Err(error) = shared.compact(shared.compacted(), |_| {}, &stop) {
+            shared.compaction.failed(&error);
+        }
+    }
+    let Some(interval) = interval else {
+        return;
+    };
     loop {
         {
             let mut stopped = stopped.lock();

@@ -40,6 +40,9 @@ pub struct VerifyReport {
     pub revision: Revision,
     /// The compacted revision: history below it is gone by design.
     pub compacted_revision: Revision,
+    /// The revision up to which compaction removed its garbage: below `compacted_revision`
+    /// while a compaction's sweep is unfinished, whose garbage is then no finding.
+    pub swept_revision: Revision,
     /// Keys live at `revision` in the in-memory index.
     pub live_keys: u64,
     /// Latest pointers read (one per key not compacted away, live or deleted).
@@ -145,13 +148,16 @@ impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "revision {} (compacted {}): {} live keys, {} latest pointers, {} records, {} commit times: ",
-            self.revision,
-            self.compacted_revision,
-            self.live_keys,
-            self.latest_pointers,
-            self.records,
-            self.commit_times
+            "revision {} (compacted {}",
+            self.revision, self.compacted_revision
+        )?;
+        if self.swept_revision < self.compacted_revision {
+            write!(f, ", swept up to {}", self.swept_revision)?;
+        }
+        write!(
+            f,
+            "): {} live keys, {} latest pointers, {} records, {} commit times: ",
+            self.live_keys, self.latest_pointers, self.records, self.commit_times
         )?;
         match self.finding_count() {
             0 => return f.write_str("clean"),
@@ -208,6 +214,7 @@ impl Db {
             report: VerifyReport {
                 revision: view.revision,
                 compacted_revision: compacted,
+                swept_revision: Revision::ZERO,
                 live_keys: view.tree.len() as u64,
                 latest_pointers: 0,
                 records: 0,
@@ -317,6 +324,7 @@ impl Verifier<'_> {
         // An unreadable finished revision is taken as 0, the reading that reports least.
         let finished = read(Meta::FinishedCompaction)?.unwrap_or(0);
         self.finished = Revision::new(finished);
+        self.report.swept_revision = self.finished;
         if let Some(compacted) = compacted.filter(|&c| c != self.compacted.get()) {
             self.found(
                 Check::Metadata,

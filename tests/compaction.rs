@@ -4,7 +4,10 @@ use std::time::{Duration, Instant};
 
 use revkv::{Db, Error, ListOptions, Retention, Revision};
 
-use crate::common::{page_through, Model};
+use crate::common::{
+    leave_compaction_unfinished, page_through, unswept_backlog, wait_for_sweep, write_backlog,
+    Model, BACKLOG_KEYS,
+};
 
 fn manual_store() -> Db {
     Db::options()
@@ -206,7 +209,7 @@ fn the_second_compaction_only_removes_garbage_made_since_the_first() {
 }
 
 #[test]
-fn an_interrupted_compaction_is_finished_by_the_next_open() {
+fn an_interrupted_compaction_is_finished_in_the_background_after_open() {
     let dir = tempfile::tempdir().unwrap();
     let (clean, interrupted) = (dir.path().join("clean"), dir.path().join("interrupted"));
     for path in [&clean, &interrupted] {
@@ -222,26 +225,14 @@ fn an_interrupted_compaction_is_finished_by_the_next_open() {
             .unwrap();
     }
     // The crash came after step 1 of compacting at 60 and before step 3.
-    {
-        let sled = crate::common::raw_sled(&interrupted);
-        let tree = sled.open_tree("revkv").unwrap();
-        for (name, revision) in [
-            (&b"mcompacted_revision"[..], 60u64),
-            (b"mfinished_compaction", 20),
-        ] {
-            let payload = revision.to_be_bytes();
-            let mut sealed = crc32fast::hash(&payload).to_be_bytes().to_vec();
-            sealed.extend_from_slice(&payload);
-            tree.insert(name, sealed).unwrap();
-        }
-        sled.flush().unwrap();
-    }
+    leave_compaction_unfinished(&interrupted, 60, 20);
     {
         let db = Db::options()
             .retention(Retention::Manual)
             .open(&interrupted)
             .unwrap();
         assert_eq!(db.compacted_revision(), Revision::new(60));
+        assert_eq!(wait_for_sweep(&db).swept_revision, Revision::new(60));
     }
     assert_eq!(sled_keys(&interrupted), sled_keys(&clean));
 }
@@ -345,4 +336,101 @@ fn retention_parses_durations_revisions_and_manual() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn open_returns_before_an_unfinished_sweep_which_finishes_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let compacted = unswept_backlog(&path);
+    let db = Db::options()
+        .retention(Retention::Manual)
+        .open(&path)
+        .unwrap();
+    let stat = db.stat().unwrap();
+    assert!(
+        stat.swept_revision < compacted && stat.stored_records > BACKLOG_KEYS as u64,
+        "open waited for the sweep: {stat:?}"
+    );
+    // The store serves meanwhile, and what the compaction made unreachable stays so.
+    let below = Revision::new(compacted.get() - 1);
+    assert!(db.get_at("k/0000", below).unwrap_err().is_expired());
+    let (items, _) = page_through(
+        &db,
+        ListOptions::prefix("k/").limit(300).revision(compacted),
+        |_| {},
+    );
+    assert_eq!(items.len(), BACKLOG_KEYS);
+    assert!(items
+        .iter()
+        .all(|entry| entry.value == b"20" && entry.version == 20));
+    db.put("k/0000", "21").unwrap();
+
+    let swept = wait_for_sweep(&db);
+    assert_eq!(swept.swept_revision, compacted);
+    assert_eq!(swept.stored_records, BACKLOG_KEYS as u64 + 1);
+    assert_eq!(
+        (
+            swept.compaction_skipped_records,
+            swept.last_compaction_error
+        ),
+        (0, None)
+    );
+    assert!(db.verify().unwrap().is_clean());
+}
+
+#[test]
+fn a_sweep_cut_short_by_a_close_keeps_its_progress_and_the_next_open_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (clean, closed) = (dir.path().join("clean"), dir.path().join("closed"));
+    let compacted = unswept_backlog(&closed);
+    write_backlog(&clean);
+    Db::options()
+        .retention(Retention::Manual)
+        .open(&clean)
+        .unwrap()
+        .compact(compacted)
+        .unwrap();
+    {
+        let db = Db::options()
+            .retention(Retention::Manual)
+            .open(&closed)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while db.stat().unwrap().swept_revision == Revision::ZERO {
+            assert!(Instant::now() < deadline, "the sweep never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let inspect = || {
+        Db::options()
+            .retention(Retention::Manual)
+            .resume_compaction(false)
+            .open(&closed)
+            .unwrap()
+    };
+    let swept = {
+        let db = inspect();
+        let stat = db.stat().unwrap();
+        assert!(
+            Revision::ZERO < stat.swept_revision && stat.swept_revision < compacted,
+            "the close did not keep a part-way sweep: {stat:?}"
+        );
+        let report = db.verify().unwrap();
+        assert!(report.is_clean(), "{report}");
+        assert_eq!(report.swept_revision, stat.swept_revision);
+        stat.swept_revision
+    };
+    assert_eq!(
+        inspect().stat().unwrap().swept_revision,
+        swept,
+        "an open without resuming swept nothing"
+    );
+    let db = Db::options()
+        .retention(Retention::Manual)
+        .open(&closed)
+        .unwrap();
+    assert_eq!(wait_for_sweep(&db).stored_records, BACKLOG_KEYS as u64);
+    drop(db);
+    assert_eq!(sled_keys(&closed), sled_keys(&clean));
 }

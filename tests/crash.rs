@@ -17,7 +17,7 @@ use std::time::Duration;
 use proptest::prelude::RngExt;
 use revkv::{Db, Durability, ListOptions, Op, Retention, Revision, Txn};
 
-use crate::common::{rng, with_raw_tree, Model};
+use crate::common::{rng, unswept_backlog, wait_for_sweep, with_raw_tree, Model, BACKLOG_KEYS};
 
 const CHILD: &str = "REVKV_CRASH_CHILD";
 /// The child compacts too when this is set.
@@ -25,6 +25,7 @@ const CHILD_COMPACTS: &str = "REVKV_CRASH_CHILD_COMPACTS";
 /// The tests' names in the integration binary, for `--exact`.
 const TEST: &str = "crash::acknowledged_writes_survive_kill_9";
 const CONCURRENT_TEST: &str = "crash::acknowledged_concurrent_writes_survive_kill_9";
+const SWEEP_TEST: &str = "crash::a_sweep_killed_part_way_resumes_at_the_next_open";
 /// Threads of the concurrent child.
 const WRITERS: usize = 4;
 /// What marks the child's protocol on stdout, among libtest's own output (which may precede it
@@ -118,16 +119,10 @@ impl Reported {
     }
 }
 
-/// Runs the child until the kill, which comes after `kill_after` milliseconds, or, for a
-/// compacting child, `kill_after` microseconds after its `compactions`-th compaction starts.
-/// `concurrent` runs the child of the concurrent test instead.
-fn run_and_kill(
-    path: &Path,
-    compactions: Option<u32>,
-    concurrent: bool,
-    kill_after: u64,
-) -> Reported {
-    let test = if concurrent { CONCURRENT_TEST } else { TEST };
+/// Runs the child of `test` until the kill, which comes `kill_after` milliseconds after it is
+/// ready, or, for a compacting child, `kill_after` microseconds after its `compactions`-th
+/// compaction starts.
+fn run_and_kill(path: &Path, compactions: Option<u32>, test: &str, kill_after: u64) -> Reported {
     let mut child = Command::new(std::env::current_exe().expect("the test binary's path"))
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD, path)
@@ -208,7 +203,7 @@ fn acknowledged_writes_survive_kill_9() -> revkv::Result<()> {
             Some(_) => rng.random_range(0..8000),
             None => rng.random_range(5..150),
         };
-        let reported = run_and_kill(&path, compactions, false, kill_after);
+        let reported = run_and_kill(&path, compactions, TEST, kill_after);
         let (compacted, finished) = compaction_marks(&path);
         if finished < compacted {
             interrupted_compactions += 1;
@@ -298,7 +293,7 @@ fn acknowledged_concurrent_writes_survive_kill_9() -> revkv::Result<()> {
     let mut rng = rng(1);
     let mut head = 0;
     for cycle in 0..8 {
-        let reported = run_and_kill(&path, None, true, rng.random_range(5..150));
+        let reported = run_and_kill(&path, None, CONCURRENT_TEST, rng.random_range(5..150));
         let db = open(&path)?;
         head = db.current_revision().get();
         let acknowledged = reported
@@ -345,5 +340,49 @@ fn acknowledged_concurrent_writes_survive_kill_9() -> revkv::Result<()> {
         assert!(report.is_clean(), "cycle {cycle}: {report}");
     }
     eprintln!("8 kills of {WRITERS} concurrent writers, at revision {head}");
+    Ok(())
+}
+
+/// The sweeping child: opens a store whose compaction is unfinished, reports ready once the
+/// resumed sweep made progress, and waits to be killed.
+fn sweep_until_killed(path: &Path) -> revkv::Result<()> {
+    let db = open(path)?;
+    let started = db.stat()?.swept_revision;
+    while db.stat()?.swept_revision == started {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    println!("{TAG} ready {}", db.current_revision());
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn a_sweep_killed_part_way_resumes_at_the_next_open() -> revkv::Result<()> {
+    if let Some(path) = std::env::var_os(CHILD) {
+        return sweep_until_killed(Path::new(&path));
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    let head = unswept_backlog(&path);
+    run_and_kill(&path, None, SWEEP_TEST, 0);
+    let (compacted, swept) = compaction_marks(&path);
+    assert!(
+        compacted == head.get() && swept < compacted,
+        "compacted at {compacted}, swept up to {swept}"
+    );
+    let inspected = Db::options()
+        .retention(Retention::Manual)
+        .resume_compaction(false)
+        .open(&path)?;
+    let report = inspected.verify()?;
+    assert!(report.is_clean(), "{report}");
+    let page = inspected.list(&ListOptions::prefix("k/").limit(BACKLOG_KEYS))?;
+    assert!(page.items.iter().all(|entry| entry.mod_revision == head));
+    drop(inspected);
+    let db = open(&path)?;
+    assert_eq!(wait_for_sweep(&db).stored_records, BACKLOG_KEYS as u64);
+    let report = db.verify()?;
+    assert!(report.is_clean(), "{report}");
     Ok(())
 }

@@ -8,7 +8,10 @@ use std::process::Command;
 
 use revkv::{Check, Db, Retention, Revision, VerifyReport};
 
-use crate::common::{latest_pointer, raw_key, sealed_u64, with_raw_tree, write_sample_history};
+use crate::common::{
+    flip_a_bit, latest_pointer, leave_compaction_unfinished, raw_key, sealed_u64, with_raw_tree,
+    write_sample_history,
+};
 
 fn open(path: &Path) -> revkv::Result<Db> {
     Db::options().retention(Retention::Manual).open(path)
@@ -248,5 +251,37 @@ fn revkv_verify_exits_zero_on_a_clean_store_and_one_with_its_findings() -> revkv
     );
     let error: serde_json::Value = serde_json::from_slice(&json.stderr).expect("a JSON error");
     assert_eq!(error["error"]["reason"], "Unverified");
+    Ok(())
+}
+
+#[test]
+fn revkv_verify_reports_damage_in_an_unfinished_compaction_and_sweeps_nothing() -> revkv::Result<()>
+{
+    let (_dir, path) = sample_store()?;
+    leave_compaction_unfinished(&path, 6, 2);
+    flip_a_bit(&path, &raw_key::record(6, 0));
+    let text = revkv_verify(&path, false);
+    assert_eq!(text.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.starts_with("revision 8 (compacted 6, swept up to 2):"),
+        "{text}"
+    );
+    let json = revkv_verify(&path, true);
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let findings = report["findings"].as_array().expect("findings");
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(
+        (&findings[0]["check"], &findings[0]["location"]),
+        (
+            &serde_json::json!("decoding"),
+            &serde_json::json!("revision 6 (change 0)")
+        )
+    );
+    let swept = with_raw_tree(&path, |tree| {
+        tree.get(raw_key::meta("finished_compaction"))
+            .expect("sled reads")
+    });
+    assert_eq!(swept.as_deref(), Some(&sealed_u64(2)[..]), "verify swept");
     Ok(())
 }

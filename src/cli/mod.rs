@@ -266,8 +266,12 @@ pub fn run(args: Cli) -> Result<(), Failure> {
         Command::Stat { json } => output::print_stat(&open(store)?.stat()?, json),
         Command::Demo => demo::run(),
         Command::Bench(args) => bench::run(args),
-        // A check must not change what it checks: no background compaction meanwhile.
-        Command::Verify { json } => verify::run(&open(store.retention(Retention::Manual))?, json),
+        // A check must not change what it checks: no compaction meanwhile, not even the
+        // resumed sweep of an unfinished one.
+        Command::Verify { json } => verify::run(
+            &open(store.retention(Retention::Manual).resume_compaction(false))?,
+            json,
+        ),
     }
 }
 

@@ -48,6 +48,7 @@ pub struct Options {
     pub(crate) retention: Retention,
     pub(crate) compaction_interval: Option<std::time::Duration>,
     pub(crate) paced_compaction: bool,
+    pub(crate) resume_compaction: bool,
 }
 
 impl Default for Options {
@@ -61,6 +62,7 @@ impl Default for Options {
             retention: Retention::default(),
             compaction_interval: None,
             paced_compaction: true,
+            resume_compaction: true,
         }
     }
 }
@@ -135,14 +137,25 @@ impl Options {
         self
     }
 
+    /// Whether a compaction that a crash or a close left unfinished resumes in the background
+    /// once the store is open (on by default); it is otherwise finished by the next compaction,
+    /// including the background compactor's. Off, with [`Retention::Manual`], the store
+    /// removes nothing on its own: for inspecting a store as it is, as `revkv verify` does.
+    #[must_use]
+    pub fn resume_compaction(mut self, resume: bool) -> Self {
+        self.resume_compaction = resume;
+        self
+    }
+
     /// Opens (or creates) the store in directory `path`.
     ///
     /// # Errors
     ///
     /// [`Error::Storage`] when sled cannot open the directory (another process may hold it),
     /// [`Error::UnsupportedFormat`] for a store of another format, and [`Error::Corrupted`] when
-    /// the stored index cannot be read back. A compaction that a crash interrupted is finished
-    /// before this returns.
+    /// the stored index cannot be read back. A compaction that a crash or a close interrupted
+    /// is not waited for: it resumes in the background (see [`Options::resume_compaction`]),
+    /// and [`Db::stat`] shows how far it got.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref();
         check_segment_size(path)?;
@@ -339,8 +352,6 @@ impl Db {
             compaction_lock: Mutex::new(()),
             poisoned: AtomicBool::new(false),
         });
-        // Unpaced: nothing else can use the store before open returns.
-        shared.sweep(&mut |_| {}, &|| false, false)?;
         let compactor = Compactor::start(&shared);
         Ok(Db {
             shared,
@@ -398,7 +409,8 @@ pub struct Stat {
     /// Reads below this revision fail with [`Error::Expired`].
     pub compacted_revision: Revision,
     /// Compaction removed the garbage below the compacted revision up to this revision. It is
-    /// below `compacted_revision` while a compaction's sweep is unfinished.
+    /// below `compacted_revision` while a compaction's sweep is unfinished; one that a crash
+    /// or a close interrupted resumes in the background after open.
     pub swept_revision: Revision,
     /// Keys live at `revision`.
     pub live_keys: u64,

@@ -351,8 +351,8 @@ pub fn leave_compaction_unfinished(path: &Path, compacted: u64, swept: u64) {
     });
 }
 
-/// Waits until compaction has swept everything up to the compacted revision, and returns the
-/// store's figures then.
+/// Waits until compaction has swept everything up to the compacted revision, as the
+/// background compactor does after an open, and returns the store's figures then.
 pub fn wait_for_sweep(db: &Db) -> revkv::Stat {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -379,4 +379,33 @@ pub fn flip_a_bit(path: &Path, sled_key: &[u8]) {
         bytes[4] ^= 0x10;
         tree.insert(sled_key, bytes).expect("sled writes");
     });
+}
+
+/// Keys of [`write_backlog`], each written once per revision.
+pub const BACKLOG_KEYS: usize = 1000;
+/// Revisions of [`write_backlog`].
+pub const BACKLOG_REVISIONS: u64 = 20;
+
+/// A closed store at `path` holding [`BACKLOG_REVISIONS`] versions of each of
+/// [`BACKLOG_KEYS`] keys `k/0000`, `k/0001`, ..., the value of each version its revision;
+/// returns its newest revision.
+pub fn write_backlog(path: &Path) -> Revision {
+    let db = Db::options()
+        .retention(revkv::Retention::Manual)
+        .open(path)
+        .expect("the store opens");
+    for round in 1..=BACKLOG_REVISIONS {
+        let puts = (0..BACKLOG_KEYS).map(|i| Op::put(format!("k/{i:04}"), round.to_string()));
+        db.txn(Txn::new().then(puts))
+            .expect("the backlog is written");
+    }
+    db.current_revision()
+}
+
+/// As [`write_backlog`], with a compaction at the newest revision interrupted before it swept
+/// anything: every version but the newest is garbage still on disk, 19,000 records.
+pub fn unswept_backlog(path: &Path) -> Revision {
+    let head = write_backlog(path);
+    leave_compaction_unfinished(path, head.get(), 0);
+    head
 }
