@@ -556,7 +556,8 @@ impl Verifier<'_> {
         // Each change's successor: the change whose `prev` it is.
         let mut successors: HashMap<Location, Location> = HashMap::new();
         let mut checked = Vec::new();
-        let mut undecodable = false;
+        // The records that do not decode, and why.
+        let mut damaged = Vec::new();
         let mut numbering = Numbering::default();
         for item in self.shared.data.scan_prefix(encoding::record_prefix()) {
             let (sled_key, bytes) = item?;
@@ -576,11 +577,11 @@ impl Verifier<'_> {
             }
             let record = match record {
                 Ok(record) => record,
-                Err(error) => {
-                    undecodable = true;
-                    self.undecodable(error)?;
+                Err(Error::Corrupted { reason, .. }) => {
+                    damaged.push((location, reason));
                     continue;
                 }
+                Err(other) => return Err(other),
             };
             if let Some(prev) = record.prev {
                 if let Some(other) = successors.insert(prev, location) {
@@ -598,8 +599,10 @@ impl Verifier<'_> {
         numbering.finish(self);
         // A record that does not decode hides which change it follows: that change would look
         // unreachable, when the one finding is the damaged record.
+        let undecodable = !damaged.is_empty();
+        self.damaged_records(damaged, heads, &successors)?;
         for location in checked.into_iter().filter(|_| !undecodable) {
-            // An unfinished compaction leaves garbage in (finished, compacted] for the next open.
+            // An unfinished compaction leaves garbage in (finished, compacted] for its sweep.
             let may_be_garbage =
                 self.finished < location.revision && location.revision <= self.compacted;
             if !heads.contains(&location) && !successors.contains_key(&location) && !may_be_garbage
@@ -622,6 +625,55 @@ impl Verifier<'_> {
                     format!("a latest pointer leads here, but {next} follows it"),
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// Reports each record that does not decode, with the key it is a change of when a later
+    /// change of the key or its latest pointer says so: the record itself cannot.
+    fn damaged_records(
+        &mut self,
+        damaged: Vec<(Location, String)>,
+        heads: &HashSet<Location>,
+        successors: &HashMap<Location, Location>,
+    ) -> Result<()> {
+        let mut whose = HashMap::new();
+        for &(location, _) in &damaged {
+            if let Some(&next) = successors.get(&location) {
+                if let Stored::Record(record) = self.stored(next)? {
+                    let key = display_key(&record.key);
+                    whose.insert(
+                        location,
+                        format!("a change of key {key}, followed by {next}"),
+                    );
+                }
+            }
+        }
+        let unnamed_heads: HashSet<Location> = damaged
+            .iter()
+            .map(|&(location, _)| location)
+            .filter(|location| heads.contains(location) && !whose.contains_key(location))
+            .collect();
+        if !unnamed_heads.is_empty() {
+            for item in self.shared.data.scan_prefix(Latest::prefix()) {
+                let (sled_key, bytes) = item?;
+                let key = Latest::user_key(&sled_key);
+                // A pointer that does not decode is reported by the pointer scan.
+                let Ok(latest) = Latest::decode(key, &bytes) else {
+                    continue;
+                };
+                if unnamed_heads.contains(&latest.location) {
+                    let key = display_key(key);
+                    whose.insert(latest.location, format!("the newest change of key {key}"));
+                }
+            }
+        }
+        for (location, reason) in damaged {
+            let problem = match whose.get(&location) {
+                Some(whose) => format!("{reason}; {whose}"),
+                None => reason,
+            };
+            self.found(Check::Decoding, location.to_string(), problem);
         }
         Ok(())
     }

@@ -241,6 +241,9 @@ fn every_damaged_entry_is_reported_as_corrupted_and_nothing_else_is() -> revkv::
                     (Check::Decoding, target.location),
                     "{case}: {report}"
                 );
+                if let Effect::ReadsOf(key) = target.effect {
+                    assert_names_key(finding, key);
+                }
             }
         }
     }
@@ -268,8 +271,17 @@ fn assert_skipped(stat: &revkv::Stat, location: &str) {
     assert!(error.message.contains(location), "{error:?}");
 }
 
-/// Asserts that `report` finds damage at `location` and nothing else.
-fn assert_only_damage_at(report: &revkv::VerifyReport, location: &str) {
+/// Asserts that a finding about a damaged record names the key it is a change of, which a
+/// later change or the key's latest pointer tells.
+fn assert_names_key(finding: &revkv::Finding, key: &str) {
+    assert!(
+        finding.problem.contains(&format!("key {key:?}")),
+        "{finding}"
+    );
+}
+
+/// Asserts that `report` finds damage at `location`, a change of `key`, and nothing else.
+fn assert_only_damage_at(report: &revkv::VerifyReport, location: &str, key: &str) {
     assert!(!report.is_clean(), "verify found nothing");
     for finding in &report.findings {
         assert_eq!(
@@ -277,6 +289,7 @@ fn assert_only_damage_at(report: &revkv::VerifyReport, location: &str) {
             (Check::Decoding, location),
             "{report}"
         );
+        assert_names_key(finding, key);
     }
 }
 
@@ -285,24 +298,18 @@ fn a_damaged_record_in_an_unfinished_compaction_is_reported_and_all_else_served(
 ) -> revkv::Result<()> {
     // The sample history's compaction at 6 was interrupted before it swept (2, 6]: there the
     // delete at 5 supersedes b=1 at 4, and is garbage itself, and c=1 at 6 stays.
-    let target = |name, revision, location, key| Target {
-        name,
-        sled_key: raw_key::record(revision, 0),
-        location,
-        effect: Effect::ReadsOf(key),
-    };
     let cases = [
-        (
-            target("superseded garbage", 4, "revision 4 (change 0)", "b"),
-            false,
-        ),
-        (target("a tombstone", 5, "revision 5 (change 0)", "b"), true),
-        (
-            target("a live key's record", 6, "revision 6 (change 0)", "c"),
-            true,
-        ),
+        ("superseded garbage", 4, "revision 4 (change 0)", "b", false),
+        ("a tombstone", 5, "revision 5 (change 0)", "b", true),
+        ("a live key's record", 6, "revision 6 (change 0)", "c", true),
     ];
-    for (target, stays) in cases {
+    for (name, revision, location, key, stays) in cases {
+        let target = Target {
+            name,
+            sled_key: raw_key::record(revision, 0),
+            location,
+            effect: Effect::ReadsOf(key),
+        };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("store");
         let mut model = write_sample_history(&open(&path)?)?;
@@ -312,13 +319,13 @@ fn a_damaged_record_in_an_unfinished_compaction_is_reported_and_all_else_served(
         let db = open(&path)?;
         read_everything(&db, &model, &target)?;
         let stat = wait_for_sweep(&db);
-        assert_skipped(&stat, target.location);
+        assert_skipped(&stat, location);
         let report = db.verify()?;
         if stays {
-            assert_only_damage_at(&report, target.location);
+            assert_only_damage_at(&report, location, key);
         } else {
             // What the sweep cannot decode it still removes when a later change supersedes it.
-            assert!(report.is_clean(), "{}: {report}", target.name);
+            assert!(report.is_clean(), "{name}: {report}");
         }
         drop(db);
         assert_eq!(open(&path)?.stat()?.swept_revision, Revision::new(6));
@@ -359,7 +366,7 @@ fn background_compaction_skips_a_record_it_cannot_decode_and_finishes_the_rest()
             ),
         }
     }
-    assert_only_damage_at(&db.verify()?, "revision 25 (change 0)");
+    assert_only_damage_at(&db.verify()?, "revision 25 (change 0)", "k/4");
     Ok(())
 }
 

@@ -278,6 +278,11 @@ fn revkv_verify_reports_damage_in_an_unfinished_compaction_and_sweeps_nothing() 
             &serde_json::json!("revision 6 (change 0)")
         )
     );
+    let problem = findings[0]["problem"].as_str().expect("a problem");
+    assert!(
+        problem.ends_with("the newest change of key \"c\""),
+        "{problem}"
+    );
     let swept = with_raw_tree(&path, |tree| {
         tree.get(raw_key::meta("finished_compaction"))
             .expect("sled reads")
