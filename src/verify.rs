@@ -184,7 +184,8 @@ impl Db {
     /// It reads every stored entry once, and the previous change of every record: O(history)
     /// time, plus memory for a location (16 bytes) per stored record. An operator's tool, as
     /// `revkv verify`; writers may go on meanwhile (their new revisions are not examined), and
-    /// compactions wait until it returns.
+    /// compactions wait until it returns. It waits for a running compaction, such as the sweep
+    /// an open resumed (see [`crate::Options::resume_compaction`]).
     ///
     /// # Errors
     ///
