@@ -402,6 +402,11 @@ impl Verifier<'_> {
                 }
                 Err(error) => {
                     self.undecodable(error)?;
+                    // The store found the key's newest change from the log when it opened: the
+                    // records it leads to are reachable, and the one finding is the pointer.
+                    if let Some(Some(recovered)) = self.shared.damaged_pointer(key) {
+                        heads.insert(recovered.location);
+                    }
                     continue;
                 }
             };

@@ -1,8 +1,10 @@
 //! Damaged bytes on disk are found, never believed: every kind of stored entry, with flipped
 //! bits, truncations and trailing bytes. Either the store refuses to open with
-//! `Error::Corrupted` (damaged metadata or latest pointers, which the index is built from), or
-//! every read that touches the damage fails with `Error::Corrupted` naming it, every other read
-//! returns the right data, and `Db::verify` reports exactly the damaged entry. A damaged record
+//! `Error::Corrupted` (damaged metadata: the format, the compacted revision, the newest commit
+//! time), or every read that touches the damage fails with `Error::Corrupted` naming it, every
+//! other read returns the right data, and `Db::verify` reports exactly the damaged entry. A
+//! damaged latest pointer is found again from the revision log: every read succeeds, `stat`
+//! counts it and `verify` names it. A damaged record
 //! never keeps the store from opening, not even inside an unfinished compaction: compaction
 //! leaves it in place and reports it in `Db::stat`.
 //!
@@ -40,6 +42,8 @@ enum Effect {
     ReadsOf(&'static str),
     /// Only the retention boundary, which searches the commit times, fails.
     RetentionFails,
+    /// Nothing fails: the damaged entry is found again from the revision log.
+    Recovered,
 }
 
 /// One stored entry: its sled key, the location errors and findings name, and what damage does.
@@ -86,13 +90,13 @@ fn targets() -> Vec<Target> {
             "the latest pointer of a live key",
             raw_key::latest("a"),
             "latest pointer of key \"a\"",
-            Effect::OpenFails,
+            Effect::Recovered,
         ),
         target(
             "the latest pointer of a deleted key",
             raw_key::latest("b"),
             "latest pointer of key \"b\"",
-            Effect::OpenFails,
+            Effect::Recovered,
         ),
         target(
             "a commit time",
@@ -229,10 +233,13 @@ fn every_damaged_entry_is_reported_as_corrupted_and_nothing_else_is() -> revkv::
                 (Ok(_), Effect::OpenFails) => panic!("{case}: the store opened"),
                 (outcome, _) => outcome?,
             };
-            assert!(
-                read_everything(&db, &model, &target)?,
-                "{case}: no read noticed"
-            );
+            let failed = read_everything(&db, &model, &target)?;
+            if let Effect::Recovered = target.effect {
+                assert!(!failed, "{case}: a read failed");
+                assert_eq!(db.stat()?.damaged_pointers, 1, "{case}");
+            } else {
+                assert!(failed, "{case}: no read noticed");
+            }
             let report = db.verify()?;
             assert!(!report.is_clean(), "{case}: verify found nothing");
             for finding in &report.findings {
@@ -394,5 +401,32 @@ fn the_background_compactor_keeps_its_last_error_for_stat() -> revkv::Result<()>
         "{error:?}"
     );
     assert!(error.at_unix_ms > 0);
+    Ok(())
+}
+
+#[test]
+fn a_write_replaces_a_damaged_latest_pointer_and_compaction_goes_on() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    let model = write_sample_history(&open(&path)?)?;
+    flip_a_bit(&path, &raw_key::latest("a"));
+    let db = open(&path)?;
+    assert_eq!(db.stat()?.damaged_pointers, 1);
+    let before = db.get("a")?;
+    assert_eq!(
+        before.as_ref(),
+        model.at(model.revision()).get(b"a".as_slice())
+    );
+    let rewritten = db.put("a", "after the damage")?;
+    let after = db.get("a")?.expect("a is live");
+    let version = before.map_or(0, |entry| entry.version);
+    assert_eq!(
+        (after.mod_revision, after.version),
+        (rewritten, version + 1)
+    );
+    db.compact(rewritten)?;
+    wait_for_sweep(&db);
+    let report = db.verify()?;
+    assert!(report.is_clean(), "{report}");
     Ok(())
 }

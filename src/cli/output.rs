@@ -243,8 +243,18 @@ pub(super) fn print_stat(stat: &Stat, json: bool) -> Result<(), Failure> {
             "disk bytes",
             format!("{} ({mebibytes:.1} MiB)", stat.disk_bytes),
         ),
-        ("pinned snapshots", stat.pinned_snapshots.to_string()),
+        (
+            "pinned snapshots",
+            format!("{} ({} bytes)", stat.pinned_snapshots, stat.pinned_bytes),
+        ),
     ];
+    if stat.damaged_pointers > 0 {
+        let damaged = format!(
+            "{} latest pointers (keys read from the revision log; see verify)",
+            stat.damaged_pointers
+        );
+        lines.push(("damaged", damaged));
+    }
     if stat.compaction_skipped_records > 0 {
         let skipped = format!(
             "{} records that do not decode",

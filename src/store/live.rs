@@ -119,9 +119,11 @@ impl Shared {
                 pointer = next_pointer()?;
             }
             let copy = match &pointer {
+                // A damaged pointer (see `recovery`) has no copy to offer: the record is read
+                // by location, as for a key changed since the view.
                 Some((at, bytes)) if Latest::user_key(at) == key => {
-                    match Latest::decode_with_record(key, bytes)? {
-                        (latest, Some(copy)) if latest.location == location => Some(copy),
+                    match Latest::decode_with_record(key, bytes) {
+                        Ok((latest, Some(copy))) if latest.location == location => Some(copy),
                         _ => None,
                     }
                 }

@@ -2,10 +2,12 @@
 
 mod durable;
 mod live;
+mod recovery;
 mod write;
 
 pub(crate) use write::now_millis;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -210,6 +212,10 @@ pub(crate) struct Shared {
     pub(crate) index: Index,
     /// Rebuilds of views the cache does not hold; see `index::rebuilds`.
     pub(crate) rebuilds: Rebuilds,
+    /// The keys whose latest pointers did not decode when the store opened, each with its newest
+    /// change as the records tell it (none: no record is left, so the key does not exist); see
+    /// `recovery`.
+    damaged_pointers: HashMap<Vec<u8>, Option<Latest>>,
     pub(crate) options: Options,
     /// The store's id and runs; compaction forgets old runs.
     pub(crate) identity: RwLock<Identity>,
@@ -290,14 +296,25 @@ impl Db {
         let swept = Revision::new(read_meta(&data, Meta::FinishedCompaction)?);
         let mut live = Vec::new();
         let mut tombstones = write::Tombstones::default();
+        let mut damaged = Vec::new();
         for item in data.scan_prefix(Latest::prefix()) {
             let (sled_key, bytes) = item?;
             let user_key = Latest::user_key(&sled_key);
-            let latest = Latest::decode(user_key, &bytes)?;
-            if latest.live {
-                live.push((Key::from(user_key), latest.location));
-            } else {
-                tombstones.track(user_key.to_vec(), latest);
+            match Latest::decode(user_key, &bytes) {
+                Ok(latest) if latest.live => live.push((Key::from(user_key), latest.location)),
+                Ok(latest) => tombstones.track(user_key.to_vec(), latest),
+                Err(_) => damaged.push(user_key.to_vec()),
+            }
+        }
+        let mut tree = Tree::from_sorted(live);
+        let damaged_pointers = recovery::find_latest(&data, damaged)?;
+        for (key, latest) in &damaged_pointers {
+            match latest {
+                Some(latest) if latest.live => {
+                    tree.insert(Key::from(key.as_slice()), latest.location);
+                }
+                Some(latest) => tombstones.track(key.clone(), *latest),
+                None => {}
             }
         }
         let (head, last_commit_millis) =
@@ -315,7 +332,7 @@ impl Db {
         let first_revision = identity.current().first;
         let view = View {
             revision: head,
-            tree: Tree::from_sorted(live),
+            tree,
             changes: 0,
         };
         let index = Index::new(
@@ -330,6 +347,7 @@ impl Db {
             data,
             index,
             rebuilds: Rebuilds::default(),
+            damaged_pointers,
             options,
             identity: RwLock::new(identity),
             first_revision,
@@ -426,6 +444,10 @@ pub struct Stat {
     /// Records that compaction could not decode since the store opened, and left in place;
     /// [`Db::verify`] names them.
     pub compaction_skipped_records: u64,
+    /// Latest pointers that did not decode when the store opened. Their keys were found again
+    /// from the revision log and read correctly; [`Db::verify`] names the pointers, and a write
+    /// of such a key replaces its pointer.
+    pub damaged_pointers: u64,
     /// The last compaction error since the store opened, a record it could not decode or a
     /// failure of the background compactor, with when it happened; it stays after later
     /// compactions succeed.
@@ -457,6 +479,7 @@ impl Db {
             disk_bytes: self.shared.sled.size_on_disk()?,
             pinned_snapshots: pinned.0 as u64,
             pinned_bytes: pinned.1 as u64,
+            damaged_pointers: self.shared.damaged_pointers.len() as u64,
             compaction_skipped_records,
             last_compaction_error,
         })
@@ -555,11 +578,21 @@ impl Shared {
         Ok(())
     }
 
-    /// The key's newest change, live or tombstone, as the latest-version pointer records it.
+    /// For a key whose latest pointer did not decode when the store opened, its newest change as
+    /// the records told (`Some(None)`: the key does not exist).
+    pub(crate) fn damaged_pointer(&self, key: &[u8]) -> Option<Option<Latest>> {
+        self.damaged_pointers.get(key).copied()
+    }
+
+    /// The key's newest change, live or tombstone, as the latest-version pointer records it,
+    /// or, for a pointer found damaged at open and not rewritten since, as the records told.
     pub(crate) fn latest(&self, key: &[u8]) -> Result<Option<Latest>> {
-        match self.data.get(Latest::sled_key(key))? {
-            Some(bytes) => Latest::decode(key, &bytes).map(Some),
-            None => Ok(None),
+        let Some(bytes) = self.data.get(Latest::sled_key(key))? else {
+            return Ok(None);
+        };
+        match Latest::decode(key, &bytes) {
+            Ok(latest) => Ok(Some(latest)),
+            Err(error) => self.damaged_pointer(key).ok_or(error),
         }
     }
 
