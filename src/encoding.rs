@@ -565,6 +565,8 @@ pub(crate) enum Meta {
     StoreId,
     /// The highest revision a `Buffered` writer may have published; see `identity`.
     ReservedRevision,
+    /// The store's secret key for continue tokens, 32 random bytes; see `token`.
+    TokenSecret,
 }
 
 impl Meta {
@@ -575,6 +577,7 @@ impl Meta {
             Meta::FinishedCompaction => "finished_compaction",
             Meta::StoreId => "store_id",
             Meta::ReservedRevision => "reserved_revision",
+            Meta::TokenSecret => "token_secret",
         }
     }
 
@@ -585,17 +588,25 @@ impl Meta {
     }
 
     pub(crate) fn encode(value: u64) -> Vec<u8> {
-        seal(&value.to_be_bytes())
+        Meta::encode_bytes(&value.to_be_bytes())
     }
 
     pub(crate) fn decode(self, bytes: &[u8]) -> Result<u64> {
+        self.decode_bytes(bytes).map(u64::from_be_bytes)
+    }
+
+    /// For metadata that is not a number.
+    pub(crate) fn encode_bytes(value: &[u8]) -> Vec<u8> {
+        seal(value)
+    }
+
+    pub(crate) fn decode_bytes<const N: usize>(self, bytes: &[u8]) -> Result<[u8; N]> {
         let corrupted =
             |reason: String| Error::corrupted(format!("metadata {}", self.name()), reason);
         let payload = unseal(bytes).map_err(corrupted)?;
-        let raw: [u8; 8] = payload
+        payload
             .try_into()
-            .map_err(|_| corrupted(format!("payload of {} bytes, expected 8", payload.len())))?;
-        Ok(u64::from_be_bytes(raw))
+            .map_err(|_| corrupted(format!("payload of {} bytes, expected {N}", payload.len())))
     }
 }
 

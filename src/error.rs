@@ -123,7 +123,7 @@ pub enum TokenRejection {
     NotBase64,
     /// It decodes to fewer or more bytes than any valid token.
     BadLength,
-    /// Its checksum does not match: it was truncated, altered or mistyped.
+    /// Its checksum does not match: it was truncated, mistyped or otherwise damaged.
     ChecksumMismatch,
     /// It was made by a newer or unknown token format.
     UnknownVersion,
@@ -138,6 +138,9 @@ pub enum TokenRejection {
     /// It was issued by another store, or by a run of this store that a restored copy never
     /// had.
     ForeignStore,
+    /// Its authentication tag does not match: it was made or altered without the store's
+    /// secret (a token damaged by accident fails its checksum instead).
+    Forged,
 }
 
 impl Error {
@@ -203,6 +206,7 @@ impl fmt::Display for TokenRejection {
                 "the request names a different revision than the token"
             }
             TokenRejection::ForeignStore => "it was issued by another store",
+            TokenRejection::Forged => "it was not issued by this store for this request",
         })
     }
 }

@@ -14,9 +14,13 @@
 //!   lost, are never reused, and any read at one fails with [`Error::LostRevision`];
 //! - a token names its run: it stays valid for revisions the run's successor inherited (at most
 //!   the successor's `base`), and a token of a run the store never had (another store, or
-//!   the original of a restored copy after the copy was taken) is refused.
+//!   the original of a restored copy after the copy was taken) is refused;
+//! - every store has a random **token secret**, which authenticates the tokens it issues (see
+//!   `token`). It is kept next to the store id; a store made before tokens were authenticated
+//!   gets one at its next open.
 
 use crate::encoding::{self, Meta};
+use crate::token::TokenSecret;
 use crate::{Error, Result, Revision};
 
 /// How many revisions a `Buffered` writer reserves at a time: one extra sync per block.
@@ -34,25 +38,38 @@ pub(crate) struct Run {
     pub first: Revision,
 }
 
-/// The store's id and its runs.
+/// The store's id, its token secret and its runs.
 #[derive(Debug)]
 pub(crate) struct Identity {
     pub store: u64,
+    pub secret: TokenSecret,
     /// Every recorded run, oldest first; the last is the current one.
     runs: Vec<Run>,
 }
 
 impl Identity {
-    /// Reads the store's identity, creating its store id if the store is new, and records a new
-    /// run starting above the durable `head` and every reserved revision. The caller flushes
-    /// before publishing anything.
+    /// Reads the store's identity, creating its store id and token secret where they are
+    /// missing, and records a new run starting above the durable `head` and every reserved
+    /// revision. The caller flushes before publishing anything, and so before any token is
+    /// issued with the secret.
     pub(crate) fn begin_run(data: &sled::Tree, head: Revision) -> Result<Identity> {
         let store = match data.get(Meta::StoreId.sled_key())? {
             Some(bytes) => Meta::StoreId.decode(&bytes)?,
             None => {
-                let id = random_id()?;
+                let id = u64::from_be_bytes(random()?);
                 data.insert(Meta::StoreId.sled_key(), Meta::encode(id))?;
                 id
+            }
+        };
+        let secret = match data.get(Meta::TokenSecret.sled_key())? {
+            Some(bytes) => TokenSecret::from_bytes(Meta::TokenSecret.decode_bytes(&bytes)?),
+            None => {
+                let secret = TokenSecret::from_bytes(random()?);
+                data.insert(
+                    Meta::TokenSecret.sled_key(),
+                    Meta::encode_bytes(secret.as_bytes()),
+                )?;
+                secret
             }
         };
         let mut runs = Vec::new();
@@ -66,13 +83,17 @@ impl Identity {
         };
         let run = Run {
             number: runs.last().map_or(1, |last: &Run| last.number + 1),
-            id: random_id()?,
+            id: u64::from_be_bytes(random()?),
             base: head,
             first: head.max(reserved).next(),
         };
         data.insert(encoding::run_key(run.number), encoding::encode_run(run))?;
         runs.push(run);
-        Ok(Identity { store, runs })
+        Ok(Identity {
+            store,
+            secret,
+            runs,
+        })
     }
 
     pub(crate) fn current(&self) -> Run {
@@ -128,12 +149,15 @@ impl Identity {
     }
 }
 
-fn random_id() -> Result<u64> {
-    getrandom::u64().map_err(|cause| {
+/// Random bytes from the operating system, for ids and the token secret.
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0; N];
+    getrandom::fill(&mut bytes).map_err(|cause| {
         Error::Storage(
-            std::io::Error::other(format!("no randomness for a store id: {cause}")).into(),
+            std::io::Error::other(format!("no randomness for the store: {cause}")).into(),
         )
-    })
+    })?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -143,6 +167,7 @@ mod tests {
     fn identity(runs: &[(u64, u64, u64)]) -> Identity {
         Identity {
             store: 7,
+            secret: TokenSecret::from_bytes([7; TokenSecret::LEN]),
             runs: runs
                 .iter()
                 .map(|&(id, base, first)| Run {

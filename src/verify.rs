@@ -362,6 +362,7 @@ impl Verifier<'_> {
             Meta::FinishedCompaction,
             Meta::StoreId,
             Meta::ReservedRevision,
+            Meta::TokenSecret,
         ]
         .map(Meta::sled_key);
         for item in data.scan_prefix(meta_prefix()) {

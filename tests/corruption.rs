@@ -128,6 +128,12 @@ fn targets() -> Vec<Target> {
             "metadata finished_compaction",
             Effect::OpenFails,
         ),
+        target(
+            "the token secret",
+            raw_key::meta("token_secret"),
+            "metadata token_secret",
+            Effect::OpenFails,
+        ),
     ]
 }
 

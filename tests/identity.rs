@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use revkv::{Db, Durability, Error, ListOptions, Retention, Revision, TokenRejection};
 
+use crate::common::{raw_key, with_raw_tree};
+
 const CHILD: &str = "REVKV_BUFFERED_CHILD";
 const TEST: &str = "identity::a_buffered_crash_never_reuses_a_revision_readers_saw";
 const TAG: &str = "revkv-buffered";
@@ -172,6 +174,37 @@ fn a_token_of_another_store_is_refused() -> revkv::Result<()> {
             }
         ),
         "{refused}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_store_made_before_token_secrets_gets_one_at_its_next_open() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("store");
+    {
+        let db = open(&path, Durability::Immediate)?;
+        for i in 0..3 {
+            db.put(format!("k/{i}"), "v")?;
+        }
+    }
+    let secret = raw_key::meta("token_secret");
+    with_raw_tree(&path, |tree| tree.remove(&secret).expect("sled writes"))
+        .expect("the store was made with a secret");
+    let options = ListOptions::prefix("k/").limit(1);
+    let token = {
+        let db = open(&path, Durability::Immediate)?;
+        assert!(db.verify()?.is_clean());
+        db.list(&options)?.continue_token.expect("more to read")
+    };
+    assert!(with_raw_tree(&path, |tree| tree
+        .contains_key(&secret)
+        .expect("sled reads")));
+    let db = open(&path, Durability::Immediate)?;
+    let next = db.list(&options.continue_token(token))?;
+    assert_eq!(
+        next.items[0].key, b"k/1",
+        "the secret outlived the open that made it"
     );
     Ok(())
 }

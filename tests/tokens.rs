@@ -1,5 +1,7 @@
 //! Every kind of bad continue token is a typed error, never an item from elsewhere.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use revkv::{Error, ListOptions, TokenRejection};
 
 use crate::common::temp_store;
@@ -43,6 +45,51 @@ fn garbage_truncated_and_tampered_tokens_are_rejected() {
         rejection(&db, &with(std::str::from_utf8(&tampered).unwrap())),
         TokenRejection::ChecksumMismatch
     );
+}
+
+/// `token` decoded, changed by `edit`, and given a valid checksum again: what someone without the
+/// store's secret can make of a token.
+fn edited(token: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut bytes = URL_SAFE_NO_PAD.decode(token).unwrap();
+    bytes.truncate(bytes.len() - 4);
+    edit(&mut bytes);
+    bytes.extend_from_slice(&crc32fast::hash(&bytes).to_be_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[test]
+fn a_token_edited_with_a_valid_checksum_is_forged() {
+    let (db, token) = store_with_token();
+    let with = |t: String| ListOptions::prefix("a/").limit(3).continue_token(t);
+    // The position is the last key read, `a/2`, before the 16-byte tag: back to `a/0`.
+    let earlier = edited(&token, |bytes| {
+        let at = bytes.len() - 17;
+        assert_eq!(bytes[at], b'2');
+        bytes[at] = b'0';
+    });
+    assert_eq!(rejection(&db, &with(earlier)), TokenRejection::Forged);
+    let older_revision = edited(&token, |bytes| bytes[25] -= 1);
+    assert_eq!(
+        rejection(&db, &with(older_revision)),
+        TokenRejection::Forged
+    );
+    let retagged = edited(&token, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    });
+    assert_eq!(rejection(&db, &with(retagged)), TokenRejection::Forged);
+}
+
+#[test]
+fn a_token_of_the_previous_format_is_refused_as_an_unknown_version() {
+    let (db, token) = store_with_token();
+    // Version 2: the same header with a crc32 fingerprint, then the key, and no tag.
+    let version_2 = edited(&token, |bytes| {
+        bytes.truncate(bytes.len() - 16);
+        bytes[0] = 2;
+    });
+    let options = ListOptions::prefix("a/").limit(3).continue_token(version_2);
+    assert_eq!(rejection(&db, &options), TokenRejection::UnknownVersion);
 }
 
 #[test]

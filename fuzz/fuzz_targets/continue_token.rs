@@ -4,12 +4,13 @@
 //!
 //! Input: byte 0 picks the request (bits 0-1 its range, bit 2 reverse, bit 3 an explicit
 //! revision) and bit 4 whether the rest is a token as text or the fields of a token to forge
-//! with a valid checksum: version, flags, revision (2 bytes), a fingerprint mode byte (odd: 4
-//! fingerprint bytes follow; even: the request's own fingerprint) and the last key; the store
-//! id and run of a forged token are the store's own. Byte 1 is the limit, byte 2 the explicit
-//! revision. Forging gets past the checksum, which mutations of a valid token almost never do.
-//! Text tokens name another store (each run's store has a new random id), so only forged ones
-//! reach the list past the identity check.
+//! with the store's secret (`revkv::fuzzing::seal_token`): version, flags, revision (2 bytes),
+//! a request hint mode byte (odd: 4 hint bytes follow; even: the request's own hint) and the
+//! position; the store id and run of a forged token are the store's own. Byte 1 is the limit,
+//! byte 2 the explicit revision. Forging with the secret gets past the tag, which no mutation
+//! of a valid token does: it reaches the checks a list makes of an authentic token (range,
+//! revision, origin). Text tokens name another store (each run's store has a new random id), so
+//! they test the decoder and the refusals before the tag.
 
 #![no_main]
 
@@ -57,7 +58,7 @@ fn request(selector: u8) -> ListOptions {
     range.reverse(selector & 4 != 0)
 }
 
-/// The store id and run (16 bytes) and the fingerprint of request `selector % 8`, read off the
+/// The store id and run (16 bytes) and the request hint of request `selector % 8`, read off the
 /// token of its first chunk.
 fn issued(selector: u8) -> ([u8; 16], [u8; 4]) {
     static ISSUED: OnceLock<Vec<([u8; 16], [u8; 4])>> = OnceLock::new();
@@ -74,31 +75,31 @@ fn issued(selector: u8) -> ([u8; 16], [u8; 4]) {
     })[usize::from(selector % 8)]
 }
 
-/// A token with a valid checksum from fuzzer-chosen fields.
+/// A token with a valid tag and checksum from fuzzer-chosen fields.
 fn forge(selector: u8, fields: &[u8]) -> Option<String> {
     let [version, flags, r0, r1, mode, rest @ ..] = fields else {
         return None;
     };
-    let (fingerprint, last_key) = match rest {
-        [f0, f1, f2, f3, key @ ..] if mode % 2 == 1 => ([*f0, *f1, *f2, *f3], key),
-        key => (issued(selector).1, key),
+    let (hint, position) = match rest {
+        [h0, h1, h2, h3, position @ ..] if mode % 2 == 1 => ([*h0, *h1, *h2, *h3], position),
+        position => (issued(selector).1, position),
     };
-    let mut bytes = vec![*version, *flags];
-    bytes.extend_from_slice(&issued(selector).0);
-    bytes.extend_from_slice(&u64::from(u16::from_be_bytes([*r0, *r1])).to_be_bytes());
-    bytes.extend_from_slice(&fingerprint);
-    bytes.extend_from_slice(last_key);
-    bytes.extend_from_slice(&crc32fast::hash(&bytes).to_be_bytes());
-    Some(URL_SAFE_NO_PAD.encode(bytes))
+    let mut body = vec![*version, *flags];
+    body.extend_from_slice(&issued(selector).0);
+    body.extend_from_slice(&u64::from(u16::from_be_bytes([*r0, *r1])).to_be_bytes());
+    body.extend_from_slice(&hint);
+    body.extend_from_slice(position);
+    Some(revkv::fuzzing::seal_token(store(), &request(selector), &body))
 }
 
-/// What an accepted token says: its revision and the last key read.
+/// What an accepted token says: its revision and its position.
 fn position(token: &str) -> (Revision, Vec<u8>) {
     let bytes = URL_SAFE_NO_PAD
         .decode(token)
         .expect("an accepted token is base64");
     let revision = u64::from_be_bytes(bytes[18..26].try_into().expect("8 bytes"));
-    (Revision::new(revision), bytes[30..bytes.len() - 4].to_vec())
+    // The tag (16 bytes) and the checksum (4) follow the position.
+    (Revision::new(revision), bytes[30..bytes.len() - 20].to_vec())
 }
 
 /// The rest of the list `options` at `revision` past `last_key`, read in one chunk.

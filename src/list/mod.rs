@@ -7,7 +7,7 @@ use serde::Serialize;
 
 pub use options::{ListOptions, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGET};
 
-use crate::token::ContinueToken;
+use crate::token::{ContinueToken, Issuer, Sealed};
 use crate::{Db, Entry, Error, Result, Revision, TokenRejection};
 
 /// One chunk of a list.
@@ -76,28 +76,28 @@ impl Db {
                 "limit {limit} is outside 1..={max}"
             )));
         }
-        let fingerprint = options.fingerprint();
-        let (store, run) = {
+        let request = options.canonical();
+        let (store, run, secret) = {
             let identity = self.shared.identity.read();
-            (identity.store, identity.current().id)
+            (
+                identity.store,
+                identity.current().id,
+                identity.secret.clone(),
+            )
         };
-        let token = |revision, last_key| {
-            ContinueToken {
+        let issuer = Issuer::new(&secret, &request);
+        let token = |revision, position| {
+            issuer.issue(&ContinueToken {
                 store,
                 run,
                 revision,
-                reverse: options.reverse,
-                fingerprint,
-                last_key,
-            }
-            .encode()
+                position,
+            })
         };
         let (revision, resume_after) = match &options.continue_token {
             Some(token) => {
-                let token = decode_for(options, fingerprint, token)?;
-                self.shared
-                    .check_token_origin(token.store, token.run, token.revision)?;
-                (token.revision, Some(token.last_key))
+                let token = self.accept(options, &issuer, token)?;
+                (token.revision, Some(token.position))
             }
             None => (
                 options.revision.unwrap_or_else(|| self.current_revision()),
@@ -114,18 +114,18 @@ impl Db {
                         compacted,
                         ..
                     },
-                    Some(last_key),
+                    Some(position),
                 ) => Error::Expired {
                     requested,
                     compacted,
-                    continue_token: Some(token(self.current_revision(), last_key.clone())),
+                    continue_token: Some(token(self.current_revision(), position.clone())),
                 },
                 (err, _) => err,
             })?;
         let chunk = chunk::read(&self.shared, &view, options, resume_after.as_deref(), limit)?;
         let continue_token = chunk
             .resume_after
-            .map(|last_key| token(view.revision, last_key));
+            .map(|position| token(view.revision, position));
         // Pinned whenever chunks remain, not only after the first: a view the cache evicted,
         // and a later chunk rebuilt, is kept again for the chunks after it.
         if continue_token.is_some() {
@@ -141,21 +141,33 @@ impl Db {
     }
 }
 
-/// Decodes `token` and checks that it belongs to this request.
-fn decode_for(options: &ListOptions, fingerprint: u32, token: &str) -> Result<ContinueToken> {
-    let reject = |reason| Error::InvalidContinueToken { reason };
-    let token = ContinueToken::decode(token).map_err(reject)?;
-    if token.fingerprint != fingerprint || token.reverse != options.reverse {
-        return Err(reject(TokenRejection::ForeignRequest));
+impl Db {
+    /// Decodes `token` and checks that this store issued it for this request, and that it does
+    /// not contradict the request.
+    fn accept(
+        &self,
+        options: &ListOptions,
+        issuer: &Issuer<'_>,
+        token: &str,
+    ) -> Result<ContinueToken> {
+        let reject = |reason| Error::InvalidContinueToken { reason };
+        let sealed = Sealed::decode(token).map_err(reject)?;
+        // Before the tag, so that another store's token, or one whose revision was lost, is
+        // refused for what it is. What the token claims only names the refusal: nothing it
+        // says is acted on before the tag shows that this store issued it.
+        let claims = sealed.claims();
+        self.shared
+            .check_token_origin(claims.store, claims.run, claims.revision)?;
+        let token = issuer.open(sealed).map_err(reject)?;
+        if !options.may_resume_at(&token.position) {
+            return Err(reject(TokenRejection::OutsideRange));
+        }
+        if options
+            .revision
+            .is_some_and(|revision| revision != token.revision)
+        {
+            return Err(reject(TokenRejection::RevisionMismatch));
+        }
+        Ok(token)
     }
-    if !options.may_resume_at(&token.last_key) {
-        return Err(reject(TokenRejection::OutsideRange));
-    }
-    if options
-        .revision
-        .is_some_and(|revision| revision != token.revision)
-    {
-        return Err(reject(TokenRejection::RevisionMismatch));
-    }
-    Ok(token)
 }

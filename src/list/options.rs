@@ -244,37 +244,39 @@ impl ListOptions {
         self.start_after.as_deref() == Some(prefix)
     }
 
-    /// Identifies the request a continue token belongs to: everything but the page size, the
-    /// page's byte budget, the scan budget, the token itself and the revision.
-    pub(super) fn fingerprint(&self) -> u32 {
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(b"revkv list v1");
-        let mut field = |bytes: &[u8]| {
-            hasher.update(&(bytes.len() as u64).to_be_bytes());
-            hasher.update(bytes);
-        };
+    /// The request's identity, which its continue tokens are bound to: everything that defines
+    /// the list but the page size, the page's byte budget, the scan budget, the revision and the
+    /// token itself. Every field is tagged or length-prefixed, so that no two requests share an
+    /// encoding and no encoding is a prefix of another.
+    pub(crate) fn canonical(&self) -> Vec<u8> {
+        let mut encoding = Vec::new();
         for bound in [&self.lower, &self.upper] {
             match bound {
-                Bound::Unbounded => field(b"unbounded"),
+                Bound::Unbounded => encoding.push(0),
                 Bound::Included(key) => {
-                    field(b"included");
-                    field(key);
+                    encoding.push(1);
+                    put_bytes(&mut encoding, key);
                 }
                 Bound::Excluded(key) => {
-                    field(b"excluded");
-                    field(key);
+                    encoding.push(2);
+                    put_bytes(&mut encoding, key);
                 }
             }
         }
-        field(&self.prefix);
+        put_bytes(&mut encoding, &self.prefix);
         for marker in [&self.start_after, &self.end_before, &self.delimiter] {
-            field(marker.as_deref().map_or(&b"none"[..], |m| m));
-            field(&[u8::from(marker.is_some())]);
+            match marker {
+                None => encoding.push(0),
+                Some(marker) => {
+                    encoding.push(1);
+                    put_bytes(&mut encoding, marker);
+                }
+            }
         }
-        field(self.labels.to_string().as_bytes());
-        field(self.fields.to_string().as_bytes());
-        field(&[u8::from(self.reverse)]);
-        hasher.finalize()
+        put_bytes(&mut encoding, self.labels.to_string().as_bytes());
+        put_bytes(&mut encoding, self.fields.to_string().as_bytes());
+        encoding.push(u8::from(self.reverse));
+        encoding
     }
 
     /// Whether a continue token may name `key` as its position: a key inside the range, or a
@@ -296,6 +298,12 @@ impl ListOptions {
         };
         above && below
     }
+}
+
+/// Appends `bytes` with their length in front.
+fn put_bytes(encoding: &mut Vec<u8>, bytes: &[u8]) {
+    encoding.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+    encoding.extend_from_slice(bytes);
 }
 
 fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
@@ -370,14 +378,16 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_separates_requests_but_not_pages() {
+    fn the_canonical_encoding_separates_requests_but_not_pages() {
         let base = ListOptions::prefix("pods/");
         let same = base
             .clone()
             .limit(7)
             .scan_budget(3)
-            .revision(Revision::new(3));
-        assert_eq!(base.fingerprint(), same.fingerprint());
+            .max_page_bytes(64)
+            .revision(Revision::new(3))
+            .continue_token("a token");
+        assert_eq!(base.canonical(), same.canonical());
         let others = [
             ListOptions::prefix("pods"),
             base.clone().reverse(true),
@@ -387,10 +397,22 @@ mod tests {
             base.clone().label_selector("app=web".parse().unwrap()),
             base.clone().field_selector("status=ok".parse().unwrap()),
             ListOptions::range("pods/", "pods0"),
+            ListOptions::from("pods/"),
         ];
         for other in others {
-            assert_ne!(base.fingerprint(), other.fingerprint(), "{other:?}");
+            assert_ne!(base.canonical(), other.canonical(), "{other:?}");
         }
+        // Lengths keep the fields apart where their bytes would run together.
+        assert_ne!(
+            ListOptions::all()
+                .start_after("ab")
+                .end_before("c")
+                .canonical(),
+            ListOptions::all()
+                .start_after("a")
+                .end_before("bc")
+                .canonical()
+        );
     }
 
     #[test]
