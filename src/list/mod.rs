@@ -171,3 +171,60 @@ impl Db {
         Ok(token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token of `options` at the newest revision that names `position`, made with the store's
+    /// secret, as only the store can.
+    fn forged(db: &Db, options: &ListOptions, position: &str) -> String {
+        let identity = db.shared.identity.read();
+        let request = options.canonical();
+        Issuer::new(&identity.secret, &request).issue(&ContinueToken {
+            store: identity.store,
+            run: identity.current().id,
+            revision: db.current_revision(),
+            position: position.into(),
+        })
+    }
+
+    #[test]
+    fn a_common_prefix_position_must_lie_in_the_range_like_any_other() -> Result<()> {
+        let db = Db::temporary()?;
+        for key in ["a/1", "a/2", "m/1", "m/2", "n", "x/1"] {
+            db.put(key, "v")?;
+        }
+        let forward = ListOptions::all().delimiter("/").start_after("m/1");
+        let reverse = ListOptions::all()
+            .delimiter("/")
+            .end_before("m/1")
+            .reverse(true);
+        for options in [forward, reverse] {
+            // `a/` rolls up to itself, but no key of the range lies under it: a forward list
+            // resumed there would start over and repeat its items.
+            for outside in ["a/", "b/"] {
+                let resumed = options
+                    .clone()
+                    .continue_token(forged(&db, &options, outside));
+                assert!(
+                    matches!(
+                        db.list(&resumed),
+                        Err(Error::InvalidContinueToken {
+                            reason: TokenRejection::OutsideRange
+                        })
+                    ),
+                    "{outside} in {options:?}"
+                );
+            }
+            // `m/` lies below the marker, but `m/2` rolls up into it.
+            for inside in ["m/", "n", "x/"] {
+                let resumed = options
+                    .clone()
+                    .continue_token(forged(&db, &options, inside));
+                assert!(db.list(&resumed).is_ok(), "{inside} in {options:?}");
+            }
+        }
+        Ok(())
+    }
+}

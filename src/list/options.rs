@@ -279,24 +279,37 @@ impl ListOptions {
         encoding
     }
 
-    /// Whether a continue token may name `key` as its position: a key inside the range, or a
-    /// common prefix this list rolls up.
-    pub(super) fn may_resume_at(&self, key: &[u8]) -> bool {
-        if self.rollup(key) == Some(key) {
-            return true;
-        }
+    /// Whether a continue token may name `position`: a key inside the range, or a common prefix
+    /// this list rolls up that some key of the range lies under. A prefix outside the range
+    /// would move a forward list back to the start of its range, and repeat its items.
+    pub(super) fn may_resume_at(&self, position: &[u8]) -> bool {
         let (lower, upper) = self.bounds();
-        let above = match lower {
-            Bound::Unbounded => true,
-            Bound::Included(lower) => key >= lower,
-            Bound::Excluded(lower) => key > lower,
+        let end = prefix_end(position);
+        // A common prefix stands for every key under it: from itself to the end of the prefix.
+        let last = if self.rollup(position) == Some(position) {
+            end.as_deref().map_or(Bound::Unbounded, Bound::Excluded)
+        } else {
+            Bound::Included(position)
         };
-        let below = match upper {
-            Bound::Unbounded => true,
-            Bound::Included(upper) => key <= upper,
-            Bound::Excluded(upper) => key < upper,
-        };
-        above && below
+        holds_keys(
+            tighter_lower(lower, Some(Bound::Included(position))),
+            tighter_upper(upper, Some(last)),
+        )
+    }
+}
+
+/// Whether any key lies between `lower` and `upper`.
+fn holds_keys(lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> bool {
+    match (lower, upper) {
+        (_, Bound::Unbounded) | (Bound::Unbounded, Bound::Included(_)) => true,
+        (Bound::Unbounded, Bound::Excluded(upper)) => !upper.is_empty(),
+        (Bound::Included(lower), Bound::Included(upper)) => lower <= upper,
+        (Bound::Included(lower), Bound::Excluded(upper))
+        | (Bound::Excluded(lower), Bound::Included(upper)) => lower < upper,
+        // The least key after `lower` is `lower` followed by a zero byte.
+        (Bound::Excluded(lower), Bound::Excluded(upper)) => {
+            lower < upper && upper != [lower, &[0]].concat()
+        }
     }
 }
 
@@ -446,6 +459,17 @@ mod tests {
         assert_eq!(lower, Bound::Excluded(&b"k"[..]));
         let upper = tighter_upper(Bound::Excluded(b"k"), Some(Bound::Included(b"k")));
         assert_eq!(upper, Bound::Excluded(&b"k"[..]));
+    }
+
+    #[test]
+    fn a_range_holds_keys_unless_its_bounds_leave_no_room() {
+        assert!(holds_keys(Bound::Included(b"a"), Bound::Included(b"a")));
+        assert!(!holds_keys(Bound::Included(b"a"), Bound::Excluded(b"a")));
+        assert!(!holds_keys(Bound::Included(b"b"), Bound::Included(b"a")));
+        assert!(!holds_keys(Bound::Excluded(b"a"), Bound::Excluded(b"a\0")));
+        assert!(holds_keys(Bound::Excluded(b"a"), Bound::Excluded(b"a\0\0")));
+        assert!(holds_keys(Bound::Excluded(b"a"), Bound::Unbounded));
+        assert!(!holds_keys(Bound::Unbounded, Bound::Excluded(b"")));
     }
 
     #[test]
