@@ -150,10 +150,48 @@ fn ranges_are_half_open_and_empty_ranges_are_empty() {
     assert_eq!(list(ListOptions::range("b", "d")), ["b", "c"]);
     assert_eq!(list(ListOptions::from("c")), ["c", "d"]);
     assert_eq!(list(ListOptions::all().limit(2)), ["a", "b"]);
-    assert!(list(ListOptions::range("d", "b")).is_empty());
+    assert!(list(ListOptions::range("b", "b")).is_empty());
     assert!(list(ListOptions::prefix("zz")).is_empty());
     let page = db.list(&ListOptions::prefix("a")).unwrap();
     assert_eq!((page.remaining, page.continue_token), (Some(0), None));
+}
+
+#[test]
+fn inverted_ranges_and_markers_are_invalid_requests() {
+    let db = temp_store(4);
+    for key in ["k/a", "k/c", "k/x"] {
+        db.put(key, "v").unwrap();
+    }
+    let inverted = [
+        ListOptions::range("k/x", "k/c"),
+        ListOptions::prefix("k/")
+            .start_after("k/x")
+            .end_before("k/c"),
+        // In reverse, as in Swift, the list starts below `start_after` and ends above
+        // `end_before`.
+        ListOptions::prefix("k/")
+            .start_after("k/c")
+            .end_before("k/x")
+            .reverse(true),
+    ];
+    for options in inverted {
+        let err = db.list(&options).unwrap_err();
+        assert_eq!(err.reason(), "InvalidRequest", "{options:?}: {err}");
+    }
+    // Empty, but not inverted: equal bounds, and markers that narrow the range to nothing.
+    let empty = [
+        ListOptions::range("k/c", "k/c"),
+        ListOptions::prefix("k/")
+            .start_after("k/c")
+            .end_before("k/c"),
+        ListOptions::prefix("k/").start_after("z"),
+        ListOptions::prefix("k/").end_before("z").reverse(true),
+        ListOptions::range("k/a", "k/c").start_after("k/x"),
+    ];
+    for options in empty {
+        let page = db.list(&options).unwrap();
+        assert!(page.items.is_empty(), "{options:?}");
+    }
 }
 
 #[test]

@@ -104,17 +104,27 @@ impl Request {
         options
     }
 
+    /// The markers in key order: in reverse, as in Swift, `start_after` is the upper one.
+    fn markers(&self) -> (&Option<String>, &Option<String>) {
+        if self.reverse {
+            (&self.end_before, &self.start_after)
+        } else {
+            (&self.start_after, &self.end_before)
+        }
+    }
+
+    /// Whether the markers leave no room in any range: the request is refused.
+    fn inverted(&self) -> bool {
+        matches!(self.markers(), (Some(low), Some(high)) if low > high)
+    }
+
     /// The items and the common prefixes the whole list must return, computed naively.
     fn expected(&self, state: &BTreeMap<String, Object>) -> (Vec<String>, Vec<String>) {
         let mut keys: Vec<&String> = state
             .keys()
             .filter(|k| k.starts_with(self.prefix))
             .collect();
-        let (low, high) = if self.reverse {
-            (&self.end_before, &self.start_after)
-        } else {
-            (&self.start_after, &self.end_before)
-        };
+        let (low, high) = self.markers();
         keys.retain(|k| {
             low.as_ref().is_none_or(|m| k.as_str() > m.as_str())
                 && high.as_ref().is_none_or(|m| k.as_str() < m.as_str())
@@ -182,8 +192,12 @@ proptest! {
         for (key, object) in &initial {
             db.put_with(object.put(key)).unwrap();
         }
-        let (expected_items, expected_prefixes) = request.expected(&initial);
         let options = request.options();
+        if request.inverted() {
+            prop_assert_eq!(db.list(&options).unwrap_err().reason(), "InvalidRequest");
+            return Ok(());
+        }
+        let (expected_items, expected_prefixes) = request.expected(&initial);
         let (mut items, mut prefixes) = (Vec::new(), Vec::new());
         let mut next = options.clone();
         let mut writes = writes.into_iter();

@@ -329,7 +329,7 @@ fn list_spec() -> impl Strategy<Value = ListSpec> {
     let range = prop_oneof![
         Just(Range::All),
         prop::sample::select(vec!["k/", "k/0", "k/1"]).prop_map(Range::Prefix),
-        (0..KEYS, 0..=KEYS).prop_map(|(start, end)| Range::Between(start, end)),
+        (0..KEYS, 0..=KEYS).prop_map(|(a, b)| Range::Between(a.min(b), a.max(b))),
         (0..KEYS).prop_map(Range::From),
     ];
     (range, any::<bool>()).prop_map(|(range, reverse)| ListSpec { range, reverse })

@@ -43,8 +43,8 @@ impl Db {
     /// # Errors
     ///
     /// - [`Error::InvalidContinueToken`] for a garbled token or one from another request;
-    /// - [`Error::InvalidRequest`] for a zero or too large limit, or a revision that contradicts
-    ///   the token;
+    /// - [`Error::InvalidRequest`] for a zero or too large limit, a range that starts after its
+    ///   end, or markers in the wrong order for the direction;
     /// - [`Error::FutureRevision`] for a revision the store has not reached;
     /// - [`Error::Expired`] once the list's revision has been compacted; for a continued list it
     ///   carries a token that finishes the list at the newest revision (mixing two snapshots);
@@ -76,6 +76,7 @@ impl Db {
                 "limit {limit} is outside 1..={max}"
             )));
         }
+        options.check_order()?;
         let request = options.canonical();
         let (store, run, secret) = {
             let identity = self.shared.identity.read();

@@ -3,7 +3,7 @@
 use std::ops::Bound;
 
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::Revision;
+use crate::{display_key, Error, Result, Revision};
 
 /// How many keys a filtered chunk examines at most, by default, before it returns short.
 pub const DEFAULT_SCAN_BUDGET: usize = 10_000;
@@ -20,7 +20,9 @@ pub const DEFAULT_MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 /// markers: [`start_after`](ListOptions::start_after) and
 /// [`end_before`](ListOptions::end_before), both exclusive. In a
 /// [`reverse`](ListOptions::reverse) list, as in Swift, `start_after` is the upper bound (the list
-/// starts below it) and `end_before` the lower one.
+/// starts below it) and `end_before` the lower one. Markers in the wrong order for the
+/// direction are refused with [`Error::InvalidRequest`]; a marker outside the range only narrows
+/// it, maybe to nothing.
 ///
 /// # Examples
 ///
@@ -95,7 +97,8 @@ impl ListOptions {
         }
     }
 
-    /// The keys from `start` (included) to `end` (excluded).
+    /// The keys from `start` (included) to `end` (excluded). A list refuses a `start` after
+    /// `end` with [`Error::InvalidRequest`]; `start == end` is an empty range.
     pub fn range(start: impl Into<Vec<u8>>, end: impl Into<Vec<u8>>) -> Self {
         ListOptions {
             lower: Bound::Included(start.into()),
@@ -207,23 +210,64 @@ impl ListOptions {
         self.scan_budget.max(limit)
     }
 
-    /// The range after applying the markers: `(lower, upper)` in key order, whatever the
-    /// direction.
-    pub(super) fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
-        let (low_marker, high_marker) = if self.reverse {
+    /// The markers in key order, `(lower, upper)`, whatever the direction.
+    fn markers(&self) -> (Option<&[u8]>, Option<&[u8]>) {
+        let (low, high) = if self.reverse {
             (&self.end_before, &self.start_after)
         } else {
             (&self.start_after, &self.end_before)
         };
-        let lower = tighter_lower(
-            as_slice(&self.lower),
-            low_marker.as_deref().map(Bound::Excluded),
-        );
-        let upper = tighter_upper(
-            as_slice(&self.upper),
-            high_marker.as_deref().map(Bound::Excluded),
-        );
+        (low.as_deref(), high.as_deref())
+    }
+
+    /// The range after applying the markers: `(lower, upper)` in key order, whatever the
+    /// direction.
+    pub(super) fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        let (low_marker, high_marker) = self.markers();
+        let lower = tighter_lower(as_slice(&self.lower), low_marker.map(Bound::Excluded));
+        let upper = tighter_upper(as_slice(&self.upper), high_marker.map(Bound::Excluded));
         (lower, upper)
+    }
+
+    /// Fails for a range that starts after it ends, or for markers in the wrong order for the
+    /// direction: mistakes that an empty list would hide. A marker outside the range is no
+    /// mistake: it narrows the range, maybe to nothing.
+    pub(super) fn check_order(&self) -> Result<()> {
+        if let (
+            Bound::Included(start) | Bound::Excluded(start),
+            Bound::Included(end) | Bound::Excluded(end),
+        ) = (&self.lower, &self.upper)
+        {
+            if start > end {
+                return Err(Error::invalid_request(format!(
+                    "the range starts at {} after its end {}",
+                    display_key(start),
+                    display_key(end)
+                )));
+            }
+        }
+        if let (Some(start_after), Some(end_before)) = (&self.start_after, &self.end_before) {
+            // In reverse, as in Swift, the list starts below `start_after` and ends above
+            // `end_before`.
+            let inverted = if self.reverse {
+                end_before > start_after
+            } else {
+                start_after > end_before
+            };
+            if inverted {
+                return Err(Error::invalid_request(format!(
+                    "start_after {} and end_before {} are inverted{}",
+                    display_key(start_after),
+                    display_key(end_before),
+                    if self.reverse {
+                        " for a reverse list"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The common prefix `key` rolls up into, when the list has a delimiter and `key` holds it
