@@ -27,6 +27,11 @@ fn key() -> impl Strategy<Value = String> {
         .prop_map(|parts| format!("r/{}", parts.join("/")))
 }
 
+/// A key, or a common prefix.
+fn marker() -> impl Strategy<Value = String> {
+    prop_oneof![key(), key().prop_map(|k| format!("{k}/"))]
+}
+
 #[derive(Clone, Debug)]
 struct Request {
     prefix: &'static str,
@@ -43,8 +48,8 @@ struct Request {
 fn request() -> impl Strategy<Value = Request> {
     (
         prop::sample::select(vec!["", "r/", "r/a", "r/a/", "r/b/"]),
-        prop::option::of(prop_oneof![key(), key().prop_map(|k| format!("{k}/"))]),
-        prop::option::of(key()),
+        prop::option::of(marker()),
+        prop::option::of(marker()),
         any::<bool>(),
         any::<bool>(),
         prop::sample::select(vec![
@@ -140,9 +145,9 @@ impl Request {
             match rest.find('/').filter(|_| self.delimiter) {
                 Some(at) => {
                     let prefix = key[..self.prefix.len() + at + 1].to_string();
-                    if prefixes.last() != Some(&prefix)
-                        && self.start_after.as_ref() != Some(&prefix)
-                    {
+                    // Swift leaves out a prefix equal to the marker the list moves away
+                    // from: `marker`, or `end_marker` in reverse.
+                    if prefixes.last() != Some(&prefix) && low.as_ref() != Some(&prefix) {
                         prefixes.push(prefix);
                     }
                 }
@@ -226,15 +231,21 @@ proptest! {
     }
 }
 
-#[test]
-fn paging_by_markers_returns_each_common_prefix_once() {
+/// A store holding `keys`, each with the value `v`.
+fn store_of(keys: &[&str]) -> Db {
     let db = Db::options()
         .retention(Retention::Manual)
         .temporary()
         .unwrap();
-    for key in ["r/a/1", "r/a/2", "r/b", "r/c/1", "r/d"] {
-        db.put(key, "v").unwrap();
+    for key in keys {
+        db.put(*key, "v").unwrap();
     }
+    db
+}
+
+#[test]
+fn paging_by_markers_returns_each_common_prefix_once() {
+    let db = store_of(&["r/a/1", "r/a/2", "r/b", "r/c/1", "r/d"]);
     // As python-swiftclient does: the next request starts after the last name returned.
     let mut marker: Option<String> = None;
     let mut names = Vec::new();
@@ -302,13 +313,7 @@ fn invalid_labels_and_selectors_are_typed_errors() {
 
 #[test]
 fn reverse_lists_with_a_delimiter_and_markers() {
-    let db = Db::options()
-        .retention(Retention::Manual)
-        .temporary()
-        .unwrap();
-    for key in ["r/a/1", "r/b", "r/c/1", "r/c/2", "r/d", "r/e/1"] {
-        db.put(key, "v").unwrap();
-    }
+    let db = store_of(&["r/a/1", "r/b", "r/c/1", "r/c/2", "r/d", "r/e/1"]);
     let options = ListOptions::prefix("r/")
         .delimiter("/")
         .reverse(true)
@@ -318,4 +323,21 @@ fn reverse_lists_with_a_delimiter_and_markers() {
     let items: Vec<_> = page.items.iter().map(|e| e.key.as_slice()).collect();
     assert_eq!(items, [&b"r/d"[..], b"r/b"]);
     assert_eq!(page.prefixes, [b"r/c/".to_vec()]);
+}
+
+#[test]
+fn a_common_prefix_equal_to_the_lower_marker_is_not_returned_in_either_direction() {
+    let db = store_of(&["r/a/1", "r/a/2", "r/b", "r/c/1"]);
+    let names = |options: ListOptions| {
+        let page = db.list(&options.delimiter("/")).unwrap();
+        let items = page.items.into_iter().map(|e| e.key);
+        let names: Vec<Vec<u8>> = items.chain(page.prefixes).collect();
+        names
+    };
+    let forward = names(ListOptions::prefix("r/").start_after("r/a/"));
+    assert_eq!(forward, [b"r/b".to_vec(), b"r/c/".to_vec()]);
+    // Swift's end_marker is the lower bound of a reverse list; `r/a/2` lies above it, but its
+    // prefix is the marker itself.
+    let reverse = names(ListOptions::prefix("r/").end_before("r/a/").reverse(true));
+    assert_eq!(reverse, [b"r/b".to_vec(), b"r/c/".to_vec()]);
 }

@@ -155,7 +155,7 @@ pub(super) fn read(
                 .expect("the run was split at a rolled-up key")
                 .to_vec();
             examined += 1;
-            if !options.is_start_marker(&prefix) {
+            if !options.is_lower_marker(&prefix) {
                 page_bytes += prefix.len();
                 chunk.prefixes.push(prefix.clone());
                 found += 1;

@@ -281,11 +281,13 @@ impl ListOptions {
         Some(&key[..self.prefix.len() + at + delimiter.len()])
     }
 
-    /// Whether `marker` is the Swift marker this list starts after: a common prefix equal to it
-    /// was returned by the previous page of a client that pages by markers, so it is not
-    /// returned again.
-    pub(super) fn is_start_marker(&self, prefix: &[u8]) -> bool {
-        self.start_after.as_deref() == Some(prefix)
+    /// Whether `prefix` is the lower marker in key order: `start_after`, or `end_before` in a
+    /// reverse list. Swift leaves such a prefix out: forward, so that a client that pages by
+    /// passing the last name as the next marker (python-swiftclient) sees each prefix once; in
+    /// reverse, because Swift swaps the markers first. A prefix equal to the upper marker never
+    /// comes up, since every key under it lies above it.
+    pub(super) fn is_lower_marker(&self, prefix: &[u8]) -> bool {
+        self.markers().0 == Some(prefix)
     }
 
     /// The request's identity, which its continue tokens are bound to: everything that defines
