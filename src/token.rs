@@ -3,16 +3,18 @@
 //! Layout before base64 (unpadded, URL-safe alphabet):
 //!
 //! ```text
-//! +---------+-------+----------+-----+----------+---------+-----------------+-----+-------+
-//! | version | flags | store id | run | revision | request | position        | tag | crc32 |
-//! | 1 byte  | 1     | 8        | 8   | 8        | 4       | 1..=MAX_KEY_LEN | 16  | 4     |
-//! +---------+-------+----------+-----+----------+---------+-----------------+-----+-------+
+//! +---------+-------+----------+-----+----------+---------+------------+-----------------+-----+-------+
+//! | version | flags | store id | run | revision | request | started at | position        | tag | crc32 |
+//! | 1 byte  | 1     | 8        | 8   | 8        | 4       | 0 or 8     | 1..=MAX_KEY_LEN | 16  | 4     |
+//! +---------+-------+----------+-----+----------+---------+------------+-----------------+-----+-------+
 //! ```
 //!
 //! Integers are big-endian. The store id and run say which store, and which open of it, issued
 //! the token (see `identity`): a token of another store is refused, and one whose revision a
-//! crash or a restore lost fails with `LostRevision`. The position is the last key, or common
-//! prefix, that the previous chunk examined.
+//! crash or a restore lost fails with `LostRevision`. The revision is the one the list reads;
+//! the revision it started at is there only when they differ, because an `Expired` moved the
+//! list on to the newest revision (flag bit 0). The position is the last key, or common prefix,
+//! that the previous chunk examined.
 //!
 //! Every store has a [`TokenSecret`], two 128-bit SipHash-2-4 keys, and binds each token to the
 //! request it was issued for through the request's canonical encoding (everything that defines
@@ -40,11 +42,14 @@ use siphasher::sip128::{Hasher128 as _, SipHasher24};
 use crate::{Revision, TokenRejection, MAX_KEY_LEN};
 
 const TOKEN_VERSION: u8 = 3;
+/// The list reads another revision than it started at: the header says which one it started at.
+const FLAG_MOVED: u8 = 1;
 const HINT_LEN: usize = 4;
 const HEADER_LEN: usize = 1 + 1 + 8 + 8 + 8 + HINT_LEN;
 const TAG_LEN: usize = 16;
 const CRC_LEN: usize = 4;
-const MAX_DECODED_LEN: usize = HEADER_LEN + MAX_KEY_LEN + TAG_LEN + CRC_LEN;
+const STARTED_AT_LEN: usize = 8;
+const MAX_DECODED_LEN: usize = HEADER_LEN + STARTED_AT_LEN + MAX_KEY_LEN + TAG_LEN + CRC_LEN;
 
 /// A store's secret for authenticating its continue tokens: 32 random bytes, made with the store
 /// and kept in its metadata. The first half keys the request hint, the second the tag, so that
@@ -86,8 +91,11 @@ pub(crate) struct ContinueToken {
     pub store: u64,
     /// The run of the store that issued it.
     pub run: u64,
-    /// The revision every chunk of the list is read at.
+    /// The revision the next chunk reads at.
     pub revision: Revision,
+    /// The revision the list started at: `revision`, unless an `Expired` moved the list on to
+    /// a newer one. A request with the token may name either.
+    pub started_at: Revision,
     /// The last key, or common prefix, the previous chunk examined; the next chunk starts
     /// strictly past it.
     pub position: Vec<u8>,
@@ -108,13 +116,17 @@ impl<'a> Issuer<'a> {
     }
 
     pub(crate) fn issue(&self, token: &ContinueToken) -> String {
-        let mut bytes = Vec::with_capacity(HEADER_LEN + token.position.len() + TAG_LEN + CRC_LEN);
+        let moved = token.started_at != token.revision;
+        let mut bytes = Vec::with_capacity(MAX_DECODED_LEN);
         bytes.push(TOKEN_VERSION);
-        bytes.push(0);
+        bytes.push(if moved { FLAG_MOVED } else { 0 });
         bytes.extend_from_slice(&token.store.to_be_bytes());
         bytes.extend_from_slice(&token.run.to_be_bytes());
         bytes.extend_from_slice(&token.revision.to_key_bytes());
         bytes.extend_from_slice(&self.hint());
+        if moved {
+            bytes.extend_from_slice(&token.started_at.to_key_bytes());
+        }
         bytes.extend_from_slice(&token.position);
         self.seal(bytes)
     }
@@ -209,13 +221,18 @@ impl Sealed {
             take(&mut rest)?,
             take(&mut rest)?,
         );
-        if flags != 0 {
+        if flags & !FLAG_MOVED != 0 {
             return Err(TokenRejection::UnknownVersion);
         }
+        let revision = Revision::from_key_bytes(revision);
+        let started_at = if flags & FLAG_MOVED != 0 {
+            Revision::from_key_bytes(take(&mut rest)?)
+        } else {
+            revision
+        };
         if rest.is_empty() || rest.len() > MAX_KEY_LEN {
             return Err(TokenRejection::BadLength);
         }
-        let revision = Revision::from_key_bytes(revision);
         if revision == Revision::ZERO {
             return Err(TokenRejection::ZeroRevision);
         }
@@ -224,6 +241,7 @@ impl Sealed {
                 store: u64::from_be_bytes(store),
                 run: u64::from_be_bytes(run),
                 revision,
+                started_at,
                 position: rest.to_vec(),
             },
             hint,
@@ -265,6 +283,7 @@ mod tests {
             store: 0x0123_4567_89ab_cdef,
             run: 0xfeed,
             revision: Revision::new(42),
+            started_at: Revision::new(42),
             position: b"pods/default/web-1".to_vec(),
         }
     }
@@ -383,6 +402,10 @@ mod tests {
 
     #[test]
     fn rejections_name_their_reason() {
+        let moved = body(&ContinueToken {
+            started_at: Revision::new(7),
+            ..sample()
+        });
         let body = body(&sample());
         let edited = |at: usize, value: u8| {
             let mut bytes = body.clone();
@@ -409,6 +432,16 @@ mod tests {
             (edited(1, 0x80), TokenRejection::UnknownVersion),
             (
                 with_checksum(body[..HEADER_LEN].to_vec()),
+                TokenRejection::BadLength,
+            ),
+            (
+                {
+                    // Moved on from revision 7, but the revision it started at is cut short.
+                    let mut bytes = moved;
+                    bytes.truncate(HEADER_LEN + 4);
+                    bytes.extend_from_slice(&[0; TAG_LEN]);
+                    with_checksum(bytes)
+                },
                 TokenRejection::BadLength,
             ),
             (
@@ -449,9 +482,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tokens_round_trip(store: u64, run: u64, revision in 1u64..,
+        fn tokens_round_trip(store: u64, run: u64, revision in 1u64.., started_at: u64,
                              position in proptest::collection::vec(any::<u8>(), 1..64)) {
-            let token = ContinueToken { store, run, revision: Revision::new(revision), position };
+            let token = ContinueToken {
+                store,
+                run,
+                revision: Revision::new(revision),
+                started_at: Revision::new(started_at),
+                position,
+            };
             prop_assert_eq!(accept(&issuer(), &issuer().issue(&token)), Ok(token));
         }
 

@@ -1,8 +1,8 @@
 //! Chunked lists read one snapshot, whatever is written between their chunks.
 
-use revkv::{Entry, ListOptions, Revision};
+use revkv::{Entry, Error, ListOptions, Revision, TokenRejection};
 
-use crate::common::{page_through, temp_store, Model};
+use crate::common::{manual_store, page_through, temp_store, Model};
 
 fn keys(entries: &[Entry]) -> Vec<String> {
     entries
@@ -138,6 +138,61 @@ fn an_evicted_snapshot_is_rebuilt_and_the_list_stays_consistent() {
             .cloned()
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn the_token_an_expired_list_carries_continues_the_request_that_names_its_revision() {
+    let db = manual_store();
+    let mut model = Model::new();
+    load(&db, &mut model, 20);
+    let started = db.current_revision();
+    let options = ListOptions::prefix("k/").limit(5).revision(started);
+    let first = db.list(&options).unwrap();
+    db.put("k/0007", "after the first chunk").unwrap();
+    db.compact(db.current_revision()).unwrap();
+    let newest = db.current_revision();
+    let expired = db.list(
+        &options
+            .clone()
+            .continue_token(first.continue_token.unwrap()),
+    );
+    let Err(Error::Expired {
+        continue_token: Some(token),
+        ..
+    }) = expired
+    else {
+        panic!("the continued list did not expire with a token: {expired:?}");
+    };
+    // The list's next chunks read the newest revision; the revision the request names is the
+    // one the list started at, or the one the token now reads at.
+    for named in [started, newest] {
+        let mut next = options
+            .clone()
+            .revision(named)
+            .continue_token(token.clone());
+        let mut items = Vec::new();
+        loop {
+            let page = db.list(&next).unwrap();
+            assert_eq!(page.revision, newest);
+            items.extend(page.items);
+            match page.continue_token {
+                Some(token) => next = next.continue_token(token),
+                None => break,
+            }
+        }
+        let expected: Vec<Entry> = db
+            .list(&ListOptions::prefix("k/").start_after("k/0004"))
+            .unwrap()
+            .items;
+        assert_eq!(items, expected, "naming {named}");
+    }
+    let other = options.revision(Revision::new(1)).continue_token(token);
+    assert!(matches!(
+        db.list(&other),
+        Err(Error::InvalidContinueToken {
+            reason: TokenRejection::RevisionMismatch
+        })
+    ));
 }
 
 #[test]

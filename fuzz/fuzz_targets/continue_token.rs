@@ -98,8 +98,13 @@ fn position(token: &str) -> (Revision, Vec<u8>) {
         .decode(token)
         .expect("an accepted token is base64");
     let revision = u64::from_be_bytes(bytes[18..26].try_into().expect("8 bytes"));
-    // The tag (16 bytes) and the checksum (4) follow the position.
-    (Revision::new(revision), bytes[30..bytes.len() - 20].to_vec())
+    // A moved list's token holds the revision it started at before the position; the tag (16
+    // bytes) and the checksum (4) follow the position.
+    let position = if bytes[1] & 1 == 0 { 30 } else { 38 };
+    (
+        Revision::new(revision),
+        bytes[position..bytes.len() - 20].to_vec(),
+    )
 }
 
 /// The rest of the list `options` at `revision` past `last_key`, read in one chunk.

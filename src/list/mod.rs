@@ -87,43 +87,43 @@ impl Db {
             )
         };
         let issuer = Issuer::new(&secret, &request);
+        let resumed = match &options.continue_token {
+            Some(token) => Some(self.accept(options, &issuer, token)?),
+            None => None,
+        };
         let token = |revision, position| {
             issuer.issue(&ContinueToken {
                 store,
                 run,
                 revision,
+                started_at: resumed.as_ref().map_or(revision, |token| token.started_at),
                 position,
             })
         };
-        let (revision, resume_after) = match &options.continue_token {
-            Some(token) => {
-                let token = self.accept(options, &issuer, token)?;
-                (token.revision, Some(token.position))
-            }
-            None => (
-                options.revision.unwrap_or_else(|| self.current_revision()),
-                None,
-            ),
+        let revision = match &resumed {
+            Some(token) => token.revision,
+            None => options.revision.unwrap_or_else(|| self.current_revision()),
         };
         let view = self
             .shared
             .view_at(revision)
-            .map_err(|err| match (err, &resume_after) {
+            .map_err(|err| match (err, &resumed) {
                 (
                     Error::Expired {
                         requested,
                         compacted,
                         ..
                     },
-                    Some(position),
+                    Some(resumed),
                 ) => Error::Expired {
                     requested,
                     compacted,
-                    continue_token: Some(token(self.current_revision(), position.clone())),
+                    continue_token: Some(token(self.current_revision(), resumed.position.clone())),
                 },
                 (err, _) => err,
             })?;
-        let chunk = chunk::read(&self.shared, &view, options, resume_after.as_deref(), limit)?;
+        let resume_after = resumed.as_ref().map(|token| token.position.as_slice());
+        let chunk = chunk::read(&self.shared, &view, options, resume_after, limit)?;
         let continue_token = chunk
             .resume_after
             .map(|position| token(view.revision, position));
@@ -165,7 +165,7 @@ impl Db {
         }
         if options
             .revision
-            .is_some_and(|revision| revision != token.revision)
+            .is_some_and(|revision| revision != token.revision && revision != token.started_at)
         {
             return Err(reject(TokenRejection::RevisionMismatch));
         }
@@ -186,6 +186,7 @@ mod tests {
             store: identity.store,
             run: identity.current().id,
             revision: db.current_revision(),
+            started_at: db.current_revision(),
             position: position.into(),
         })
     }

@@ -186,8 +186,10 @@ impl ListOptions {
         self
     }
 
-    /// Reads at this revision instead of the newest. With a continue token it must equal the
-    /// token's revision.
+    /// Reads at this revision instead of the newest. With a continue token it must be the
+    /// revision the token reads at, or the one its list started at: they differ once an
+    /// [`Error::Expired`] moved the list on to the newest revision, so the same request goes
+    /// on with the token that error carries.
     #[must_use]
     pub fn revision(mut self, revision: Revision) -> Self {
         self.revision = Some(revision);

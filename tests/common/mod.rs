@@ -5,12 +5,20 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use proptest::test_runner::{RngAlgorithm, TestRng};
-use revkv::{Db, Entry, Error, ListOptions, Op, Revision, Txn};
+use revkv::{Db, Entry, Error, ListOptions, Op, Retention, Revision, Txn};
 
 /// A temporary store that keeps up to `pins` list snapshots in memory.
 pub fn temp_store(pins: usize) -> Db {
     Db::options()
         .pinned_snapshots(pins)
+        .temporary()
+        .expect("temporary store opens")
+}
+
+/// A temporary store that compacts only when told to.
+pub fn manual_store() -> Db {
+    Db::options()
+        .retention(Retention::Manual)
         .temporary()
         .expect("temporary store opens")
 }
