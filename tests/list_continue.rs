@@ -1,6 +1,9 @@
 //! Chunked lists read one snapshot, whatever is written between their chunks.
 
-use revkv::{Entry, Error, ListOptions, Revision, TokenRejection};
+use std::thread;
+use std::time::Instant;
+
+use revkv::{Db, Entry, Error, ListOptions, Op, Retention, Revision, TokenRejection, Txn};
 
 use crate::common::{manual_store, page_through, temp_store, Model};
 
@@ -193,6 +196,51 @@ fn the_token_an_expired_list_carries_continues_the_request_that_names_its_revisi
             reason: TokenRejection::RevisionMismatch
         })
     ));
+}
+
+#[test]
+fn a_continued_chunk_that_races_a_compaction_expires_with_a_token() {
+    const KEYS: usize = 300;
+    let db = Db::options()
+        .retention(Retention::Manual)
+        .paced_compaction(false)
+        .temporary()
+        .unwrap();
+    let write_all = |value: &str| {
+        let puts = (0..KEYS).map(|i| Op::put(format!("k/{i:04}"), value));
+        db.txn(Txn::new().then(puts)).unwrap();
+    };
+    write_all("first");
+    // About one round in four races; a few races are enough, a few hundred rounds too many.
+    let (mut raced, started) = (0, Instant::now());
+    for round in 0..200 {
+        if raced == 3 {
+            break;
+        }
+        let options = ListOptions::prefix("k/").limit(1);
+        let first = db.list(&options).unwrap();
+        let next = options
+            .limit(KEYS)
+            .continue_token(first.continue_token.unwrap());
+        // Every key changed since the list's revision: the chunk reads the records that the
+        // compaction removes.
+        write_all(&format!("round {round}"));
+        let outcome = thread::scope(|scope| {
+            let compaction = scope.spawn(|| db.compact(db.current_revision()).unwrap());
+            let outcome = db.list(&next);
+            compaction.join().unwrap();
+            outcome
+        });
+        match outcome {
+            Ok(page) => assert_eq!(page.items.len(), KEYS - 1),
+            Err(Error::Expired { continue_token, .. }) => {
+                assert!(continue_token.is_some(), "round {round}: no token");
+                raced += 1;
+            }
+            Err(error) => panic!("round {round}: {error}"),
+        }
+    }
+    assert!(raced > 0, "no round raced in {:?}", started.elapsed());
 }
 
 #[test]

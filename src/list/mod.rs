@@ -104,26 +104,27 @@ impl Db {
             Some(token) => token.revision,
             None => options.revision.unwrap_or_else(|| self.current_revision()),
         };
-        let view = self
-            .shared
-            .view_at(revision)
-            .map_err(|err| match (err, &resumed) {
-                (
-                    Error::Expired {
-                        requested,
-                        compacted,
-                        ..
-                    },
-                    Some(resumed),
-                ) => Error::Expired {
+        let resume_after = resumed.as_ref().map(|token| token.position.as_slice());
+        // The revision may be compacted while the chunk reads it, not only before.
+        let read = self.shared.view_at(revision).and_then(|view| {
+            let chunk = chunk::read(&self.shared, &view, options, resume_after, limit)?;
+            Ok((view, chunk))
+        });
+        let (view, chunk) = read.map_err(|err| match (err, &resumed) {
+            (
+                Error::Expired {
                     requested,
                     compacted,
-                    continue_token: Some(token(self.current_revision(), resumed.position.clone())),
+                    ..
                 },
-                (err, _) => err,
-            })?;
-        let resume_after = resumed.as_ref().map(|token| token.position.as_slice());
-        let chunk = chunk::read(&self.shared, &view, options, resume_after, limit)?;
+                Some(resumed),
+            ) => Error::Expired {
+                requested,
+                compacted,
+                continue_token: Some(token(self.current_revision(), resumed.position.clone())),
+            },
+            (err, _) => err,
+        })?;
         let continue_token = chunk
             .resume_after
             .map(|position| token(view.revision, position));
