@@ -1,9 +1,10 @@
 //! Reads one list four ways: collected whole, visited with an early stop, iterated item by item,
-//! and served page by page with resumable tokens over a filtering source.
+//! and served page by page with resumable tokens over a filtering source; then a folder with its
+//! subfolders, as Swift lists it.
 //!
 //! Run it with `cargo run --example pager`.
 
-use revkv::{Db, Entry, Items, ListOptions, ListPage, ListPager, Pages};
+use revkv::{Db, Items, ListOptions, ListPage, ListPager, Listed, Pages};
 
 /// Why a visit stopped early.
 #[derive(Debug)]
@@ -18,8 +19,8 @@ impl From<revkv::Error> for Visit {
     }
 }
 
-fn key(entry: &Entry) -> String {
-    String::from_utf8_lossy(&entry.key).into_owned()
+fn key(listed: &Listed) -> String {
+    String::from_utf8_lossy(listed.key()).into_owned()
 }
 
 fn main() -> revkv::Result<()> {
@@ -39,8 +40,8 @@ fn main() -> revkv::Result<()> {
         list.paginated
     );
 
-    let outcome = pager.each(&jobs, |job| match job.value.as_slice() {
-        b"failed" => Err(Visit::FoundFailure(job.key)),
+    let outcome = pager.each(&jobs, |job| match job {
+        Listed::Item(job) if job.value == b"failed" => Err(Visit::FoundFailure(job.key)),
         _ => Ok(()),
     });
     match outcome {
@@ -84,5 +85,21 @@ fn main() -> revkv::Result<()> {
             break;
         }
     }
+
+    // Swift-style: the folder `logs/` with its subfolders, two names a chunk.
+    for name in [
+        "logs/2024/jan",
+        "logs/2024/feb",
+        "logs/readme",
+        "logs/2025/jan",
+    ] {
+        db.put(name, "...")?;
+    }
+    let folder = ListOptions::prefix("logs/").delimiter("/");
+    let names = Items::new(db, folder)
+        .page_size(2)
+        .map(|listed| listed.map(|listed| key(&listed)))
+        .collect::<revkv::Result<Vec<_>>>()?;
+    println!("folder: {names:?}");
     Ok(())
 }

@@ -80,7 +80,7 @@ pub use compaction::{CompactionError, CompactionReport, Retention, BATCH_RECORDS
 pub use entry::Entry;
 pub use error::{Error, Result, StorageError, TokenRejection};
 pub use list::{ListOptions, ListPage, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGET};
-pub use pager::{Items, ListPager, ListSource, PagedList, Pages};
+pub use pager::{Items, ListPager, ListSource, Listed, PagedList, Pages};
 
 pub use revision::Revision;
 pub use store::{Db, Durability, Options, Stat};

@@ -1,6 +1,7 @@
 //! Client-side pagination over any list source: collect or visit a whole list the way
 //! Kubernetes' client-go pager does, or iterate it item by item or page by page the way Google's
-//! API client iterators do.
+//! API client iterators do. Every pager carries the common prefixes a delimiter rolls up, where
+//! the list returns them.
 
 use std::fmt;
 use std::iter::FusedIterator;
@@ -71,12 +72,110 @@ where
     }
 }
 
+/// One element of a list as [`ListPager::each`], [`Items`] and [`Pages`] return it: an item, or
+/// a common prefix that a [delimiter](ListOptions::delimiter) rolled up. They come in the list's
+/// order, by key (descending in a reverse list), each prefix where its keys would be, as in
+/// Swift's listing. A list without a delimiter holds only items.
+///
+/// # Examples
+///
+/// ```
+/// use revkv::{Db, Items, ListOptions, Listed};
+/// # let db = Db::temporary()?;
+/// for name in ["a.jpg", "2024/b.jpg", "2024/c.jpg", "d.jpg"] {
+///     db.put(format!("photos/{name}"), "..")?;
+/// }
+/// let mut photos = Items::new(db, ListOptions::prefix("photos/").delimiter("/"));
+/// assert_eq!(photos.next().transpose()?, Some(Listed::Prefix(b"photos/2024/".to_vec())));
+/// let Some(Listed::Item(photo)) = photos.next().transpose()? else {
+///     panic!("an item follows the prefix");
+/// };
+/// assert_eq!(photo.key, b"photos/a.jpg");
+/// # Ok::<(), revkv::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Listed {
+    /// An entry of the list.
+    Item(Entry),
+    /// A common prefix, up to and including the delimiter: every key under it rolled up into it.
+    Prefix(Vec<u8>),
+}
+
+impl Listed {
+    /// The item's key, or the prefix: what the list is ordered by.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use revkv::{Db, Items, ListOptions};
+    /// # let db = Db::temporary()?;
+    /// db.put("a/1", "v")?;
+    /// db.put("b", "v")?;
+    /// let keys = Items::new(db, ListOptions::all().delimiter("/"))
+    ///     .map(|listed| listed.map(|listed| listed.key().to_vec()))
+    ///     .collect::<revkv::Result<Vec<_>>>()?;
+    /// assert_eq!(keys, [b"a/".to_vec(), b"b".to_vec()]);
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    #[must_use]
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Listed::Item(entry) => &entry.key,
+            Listed::Prefix(prefix) => prefix,
+        }
+    }
+
+    /// The item, or `None` for a common prefix.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use revkv::{Db, Items, ListOptions, Listed};
+    /// # let db = Db::temporary()?;
+    /// db.put("jobs/1", "done")?;
+    /// let jobs = Items::new(db, ListOptions::prefix("jobs/"))
+    ///     .filter_map(|listed| listed.map(Listed::into_item).transpose())
+    ///     .collect::<revkv::Result<Vec<_>>>()?;
+    /// assert_eq!(jobs[0].value, b"done");
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    #[must_use]
+    pub fn into_item(self) -> Option<Entry> {
+        match self {
+            Listed::Item(entry) => Some(entry),
+            Listed::Prefix(_) => None,
+        }
+    }
+}
+
+/// The items and common prefixes of `chunk` in the order of the list: by key, descending when
+/// `reverse`. Both come in that order already; no item's key is a prefix, which it would have
+/// rolled up into.
+fn in_list_order(chunk: ListPage, reverse: bool) -> Vec<Listed> {
+    let mut listed = Vec::with_capacity(chunk.items.len() + chunk.prefixes.len());
+    let mut items = chunk.items.into_iter().map(Listed::Item).peekable();
+    let mut prefixes = chunk.prefixes.into_iter().map(Listed::Prefix).peekable();
+    loop {
+        let item_first = match (items.peek(), prefixes.peek()) {
+            (Some(item), Some(prefix)) => (item.key() < prefix.key()) != reverse,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return listed,
+        };
+        listed.extend(if item_first {
+            items.next()
+        } else {
+            prefixes.next()
+        });
+    }
+}
+
 /// Reads whole lists chunk by chunk, as Kubernetes' client-go pager does.
 ///
-/// - [`list`](ListPager::list) collects every item, and lists again from scratch when the
-///   list's revision is compacted away before its last chunk;
-/// - [`each`](ListPager::each) calls back for every item while a background thread fetches
-///   chunks ahead.
+/// - [`list`](ListPager::list) collects every item and common prefix, and lists again from
+///   scratch when the list's revision is compacted away before its last chunk;
+/// - [`each`](ListPager::each) calls back for every item and common prefix while a background
+///   thread fetches chunks ahead.
 ///
 /// Every request asks for [`page_size`](ListPager::page_size) items (500 by default). To drive
 /// an iteration from the caller's side, use [`Items`] or [`Pages`].
@@ -108,6 +207,9 @@ pub struct ListPager<S> {
 pub struct PagedList {
     /// Every item of the list, in the list's order.
     pub items: Vec<Entry>,
+    /// Every common prefix a [delimiter](ListOptions::delimiter) rolled up, in the list's
+    /// order. As in [`ListPage::prefixes`], each sits among the items in key order.
+    pub prefixes: Vec<Vec<u8>>,
     /// The revision every item was read at.
     pub revision: Revision,
     /// True when the items came from more than one chunk.
@@ -203,8 +305,8 @@ impl<S: ListSource> ListPager<S> {
         self
     }
 
-    /// Reads every chunk of the list and collects the items: all of them read at the revision of
-    /// the first chunk.
+    /// Reads every chunk of the list and collects the items and common prefixes: all of them
+    /// read at the revision of the first chunk.
     ///
     /// When a chunk after the first fails with [`Error::Expired`] and the fallback is on
     /// ([`full_list_if_expired`](ListPager::full_list_if_expired)), the list starts over from
@@ -238,6 +340,7 @@ impl<S: ListSource> ListPager<S> {
     fn collect(&self, options: &ListOptions, relist_if_expired: bool) -> Result<PagedList> {
         let mut list = PagedList {
             items: Vec::new(),
+            prefixes: Vec::new(),
             revision: Revision::ZERO,
             paginated: false,
             relisted: false,
@@ -248,6 +351,7 @@ impl<S: ListSource> ListPager<S> {
                 Ok(chunk) => {
                     list.revision = chunk.revision;
                     list.items.extend(chunk.items);
+                    list.prefixes.extend(chunk.prefixes);
                     chunks_read += 1;
                 }
                 // An expired first chunk would expire again: only a later one means that the
@@ -266,8 +370,8 @@ impl<S: ListSource> ListPager<S> {
         Ok(list)
     }
 
-    /// Calls `visit` with every item of the list, in order, all read at the revision of the
-    /// first chunk.
+    /// Calls `visit` with every item and common prefix of the list, in the list's order (see
+    /// [`Listed`]), all read at the revision of the first chunk.
     ///
     /// A background thread fetches up to [`page_buffer_size`](ListPager::page_buffer_size)
     /// chunks ahead through a bounded channel, so at most that many chunks, plus the one being
@@ -298,7 +402,7 @@ impl<S: ListSource> ListPager<S> {
     /// # Examples
     ///
     /// ```
-    /// use revkv::{Db, ListOptions, ListPager};
+    /// use revkv::{Db, ListOptions, ListPager, Listed};
     ///
     /// #[derive(Debug)]
     /// enum Stop {
@@ -316,11 +420,9 @@ impl<S: ListSource> ListPager<S> {
     ///     db.put(format!("users/{i}"), if i == 3 { "admin" } else { "member" })?;
     /// }
     /// let pager = ListPager::new(db).page_size(2);
-    /// let outcome = pager.each(&ListOptions::prefix("users/"), |user| {
-    ///     if user.value == b"admin" {
-    ///         return Err(Stop::Found(user.key));
-    ///     }
-    ///     Ok(())
+    /// let outcome = pager.each(&ListOptions::prefix("users/"), |user| match user {
+    ///     Listed::Item(user) if user.value == b"admin" => Err(Stop::Found(user.key)),
+    ///     _ => Ok(()),
     /// });
     /// assert!(matches!(outcome, Err(Stop::Found(key)) if key == b"users/3"));
     /// # Ok::<(), revkv::Error>(())
@@ -329,11 +431,12 @@ impl<S: ListSource> ListPager<S> {
     where
         S: Sync,
         E: From<Error>,
-        F: FnMut(Entry) -> Result<(), E>,
+        F: FnMut(Listed) -> Result<(), E>,
     {
         let chunks = Chunks::new(&self.source, options, self.page_size);
+        let reverse = options.reverse;
         if self.page_buffer_size == 0 {
-            return visit_all(chunks, &mut visit);
+            return visit_all(chunks, reverse, &mut visit);
         }
         thread::scope(|scope| {
             let (sender, receiver) = mpsc::sync_channel(self.page_buffer_size);
@@ -347,7 +450,7 @@ impl<S: ListSource> ListPager<S> {
                     }
                 })
                 .expect("spawning the pager's prefetching thread");
-            let outcome = visit_all(receiver.iter(), &mut visit);
+            let outcome = visit_all(receiver.iter(), reverse, &mut visit);
             // Closing the channel is what stops a producer that is still ahead.
             drop(receiver);
             // A producer that panicked closed the channel early: re-raise its panic rather
@@ -372,18 +475,19 @@ impl<S> fmt::Debug for ListPager<S> {
 
 fn visit_all<E: From<Error>>(
     chunks: impl IntoIterator<Item = Result<ListPage>>,
-    visit: &mut impl FnMut(Entry) -> Result<(), E>,
+    reverse: bool,
+    visit: &mut impl FnMut(Listed) -> Result<(), E>,
 ) -> Result<(), E> {
     for chunk in chunks {
-        for entry in chunk?.items {
-            visit(entry)?;
+        for listed in in_list_order(chunk?, reverse) {
+            visit(listed)?;
         }
     }
     Ok(())
 }
 
-/// An iterator over the items of a list, fetched a chunk at a time when the previous chunk is
-/// used up, all read at the revision of the first chunk.
+/// An iterator over the items and common prefixes of a list (see [`Listed`]), fetched a chunk at
+/// a time when the previous chunk is used up, all read at the revision of the first chunk.
 ///
 /// The page size (500 by default) is only the limit asked for: a source may return shorter
 /// chunks, and they are iterated all the same. [`size_hint`](Iterator::size_hint) and
@@ -404,7 +508,7 @@ fn visit_all<E: From<Error>>(
 /// }
 /// let mut pods = Items::new(db.clone(), ListOptions::prefix("pods/")).page_size(2);
 /// let first = pods.next().expect("five pods")?;
-/// assert_eq!(first.key, b"pods/0");
+/// assert_eq!(first.key(), b"pods/0");
 /// assert_eq!(pods.remaining(), Some(4));
 /// let rest = pods.collect::<revkv::Result<Vec<_>>>()?;
 /// assert_eq!(rest.len(), 4);
@@ -414,8 +518,8 @@ pub struct Items<S> {
     source: S,
     cursor: Cursor,
     page_size: usize,
-    /// The unreturned items of the newest chunk.
-    buffer: std::vec::IntoIter<Entry>,
+    /// The unreturned items and prefixes of the newest chunk.
+    buffer: std::vec::IntoIter<Listed>,
 }
 
 impl<S: ListSource> Items<S> {
@@ -429,7 +533,7 @@ impl<S: ListSource> Items<S> {
     /// # let db = Db::temporary()?;
     /// db.put("a", "1")?;
     /// let keys = Items::new(db, ListOptions::all())
-    ///     .map(|item| item.map(|entry| entry.key))
+    ///     .map(|item| item.map(|item| item.key().to_vec()))
     ///     .collect::<revkv::Result<Vec<_>>>()?;
     /// assert_eq!(keys, [b"a".to_vec()]);
     /// # Ok::<(), revkv::Error>(())
@@ -487,15 +591,15 @@ impl<S: ListSource> Items<S> {
 }
 
 impl<S: ListSource> Iterator for Items<S> {
-    type Item = Result<Entry>;
+    type Item = Result<Listed>;
 
-    fn next(&mut self) -> Option<Result<Entry>> {
+    fn next(&mut self) -> Option<Result<Listed>> {
         loop {
-            if let Some(entry) = self.buffer.next() {
-                return Some(Ok(entry));
+            if let Some(listed) = self.buffer.next() {
+                return Some(Ok(listed));
             }
-            match self.cursor.read(&self.source, self.page_size)? {
-                Ok(chunk) => self.buffer = chunk.items.into_iter(),
+            match self.cursor.read_listed(&self.source, self.page_size)? {
+                Ok(listed) => self.buffer = listed.into_iter(),
                 Err(error) => return Some(Err(error)),
             }
         }
@@ -530,8 +634,8 @@ impl<S> fmt::Debug for Items<S> {
 /// resume from a token, also in another process.
 ///
 /// [`next_page`](Pages::next_page) returns exactly [`set_page_size`](Pages::set_page_size)
-/// items (500 by default) unless fewer remain, asking the source for more when it returns
-/// short or empty chunks, as a filtered source does. Every request asks for the items the page
+/// items and common prefixes (500 by default, see [`Listed`]) unless fewer remain, asking the
+/// source for more when it returns short or empty chunks, as a filtered source does. Every request asks for the items the page
 /// still lacks, never more, so the continue token of the last chunk read is exactly the
 /// position after the last page returned: that is what
 /// [`next_page_token`](Pages::next_page_token) gives, and
@@ -560,7 +664,7 @@ impl<S> fmt::Debug for Items<S> {
 /// resumed.set_page_size(2);
 /// resumed.set_page_token(token);
 /// let next = resumed.next_page()?.expect("three pods remain");
-/// assert_eq!(next[0].key, b"pods/2");
+/// assert_eq!(next[0].key(), b"pods/2");
 /// # Ok::<(), revkv::Error>(())
 /// ```
 pub struct Pages<S> {
@@ -670,8 +774,8 @@ impl<S: ListSource> Pages<S> {
         self.cursor.remaining
     }
 
-    /// The next page: exactly the page size of items unless fewer remain, and `Ok(None)` once
-    /// none remain (never an empty page). A source that returns more items than asked makes
+    /// The next page: exactly the page size of items and common prefixes unless fewer remain,
+    /// in the list's order, and `Ok(None)` once none remain (never an empty page). A source that returns more items than asked makes
     /// the page longer instead of losing them.
     ///
     /// # Errors
@@ -694,13 +798,13 @@ impl<S: ListSource> Pages<S> {
     /// assert_eq!(sizes, [2, 1]);
     /// # Ok::<(), revkv::Error>(())
     /// ```
-    pub fn next_page(&mut self) -> Result<Option<Vec<Entry>>> {
+    pub fn next_page(&mut self) -> Result<Option<Vec<Listed>>> {
         // Reading with a copy lets an error leave the iterator where it was.
         let mut cursor = self.cursor.clone();
         let mut page = Vec::new();
         while page.len() < self.page_size {
-            match cursor.read(&self.source, self.page_size - page.len()) {
-                Some(chunk) => page.extend(chunk?.items),
+            match cursor.read_listed(&self.source, self.page_size - page.len()) {
+                Some(listed) => page.extend(listed?),
                 None => break,
             }
         }
@@ -789,6 +893,18 @@ impl Cursor {
             Err(_) => self.next = Next::Done,
         }
         Some(chunk)
+    }
+
+    /// Reads the next chunk as [`read`](Cursor::read) does, its items and prefixes in the
+    /// list's order.
+    fn read_listed<S: ListSource + ?Sized>(
+        &mut self,
+        source: &S,
+        limit: usize,
+    ) -> Option<Result<Vec<Listed>>> {
+        let reverse = self.options.reverse;
+        let chunk = self.read(source, limit)?;
+        Some(chunk.map(|chunk| in_list_order(chunk, reverse)))
     }
 }
 

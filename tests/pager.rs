@@ -8,8 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use revkv::{
-    Db, Durability, Entry, Error, Items, ListOptions, ListPage, ListPager, Pages, Retention,
-    Revision,
+    Db, Durability, Entry, Error, Items, ListOptions, ListPage, ListPager, Listed, Pages,
+    Retention, Revision,
 };
 
 /// A store of `keys` keys `k/00`, `k/01`, ... that compacts only when told to.
@@ -57,8 +57,16 @@ fn hidden(key: &[u8]) -> bool {
     number.is_multiple_of(3) || (10..=22).contains(&number)
 }
 
-fn every_page<S: revkv::ListSource>(pages: &mut Pages<S>) -> Vec<Vec<Entry>> {
+fn every_page<S: revkv::ListSource>(pages: &mut Pages<S>) -> Vec<Vec<Listed>> {
     std::iter::from_fn(|| pages.next_page().unwrap()).collect()
+}
+
+/// The entries of a list without a delimiter, which holds only items.
+fn entries(listed: Vec<Listed>) -> Vec<Entry> {
+    listed
+        .into_iter()
+        .map(|listed| listed.into_item().expect("no delimiter, no prefixes"))
+        .collect()
 }
 
 /// Polls `done` until it holds, failing the test after a generous deadline.
@@ -116,15 +124,18 @@ fn every_pager_reads_exactly_the_snapshot_of_its_first_chunk_while_writers_run()
                     Ok::<(), Error>(())
                 })
                 .unwrap();
-            check(&format!("each with a buffer of {buffer}"), items);
+            check(&format!("each with a buffer of {buffer}"), entries(items));
         }
         let items = Items::new(source, keys()).page_size(7);
-        check("items", items.collect::<revkv::Result<_>>().unwrap());
+        check(
+            "items",
+            entries(items.collect::<revkv::Result<_>>().unwrap()),
+        );
         let mut pages = Pages::new(source, keys());
         pages.set_page_size(7);
         let pages = every_page(&mut pages);
         assert!(pages.iter().rev().skip(1).all(|page| page.len() == 7));
-        check("pages", pages.concat());
+        check("pages", entries(pages.concat()));
         stop.store(true, Ordering::Relaxed);
     });
 }
@@ -225,8 +236,8 @@ fn without_the_fallback_list_and_each_return_expired() {
     // error carries the token that would finish the list inconsistently.
     compact_now.store(true, Ordering::Relaxed);
     let mut visited = Vec::new();
-    let outcome = ListPager::new(source).page_size(6).each(&keys(), |entry| {
-        visited.push(entry);
+    let outcome = ListPager::new(source).page_size(6).each(&keys(), |listed| {
+        visited.push(listed);
         Ok::<(), Error>(())
     });
     let Err(Error::Expired { continue_token, .. }) = outcome else {
@@ -234,7 +245,7 @@ fn without_the_fallback_list_and_each_return_expired() {
     };
     assert!(continue_token.is_some());
     assert_eq!(
-        names(&visited),
+        names(&entries(visited)),
         names(&snapshot(&db, db.current_revision())[..6])
     );
 }
@@ -388,7 +399,7 @@ fn items_end_after_an_error_without_skipping_or_repeating() {
         db.list(options)
     };
     let mut items = Items::new(source, keys()).page_size(4);
-    let first: Vec<Entry> = items.by_ref().take(4).map(Result::unwrap).collect();
+    let first = entries(items.by_ref().take(4).map(Result::unwrap).collect());
     assert_eq!(first, snapshot(&db, db.current_revision())[..4]);
     assert!(matches!(
         items.next(),
@@ -456,7 +467,7 @@ fn pages_are_exactly_the_page_size_across_short_and_empty_chunks() {
         .into_iter()
         .filter(|entry| !hidden(&entry.key))
         .collect();
-    assert_eq!(items, expected);
+    assert_eq!(entries(items), expected);
     let chunks = chunks.into_inner().unwrap();
     assert!(
         chunks.contains(&(0, true)),
@@ -545,7 +556,10 @@ fn pages_resume_by_token_after_the_store_is_reopened() -> revkv::Result<()> {
     pages.set_page_token(token);
     let rest = every_page(&mut pages);
     assert_eq!(rest.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5, 3]);
-    assert_eq!([first, rest.concat()].concat(), snapshot(&db, revision));
+    assert_eq!(
+        entries([first, rest.concat()].concat()),
+        snapshot(&db, revision)
+    );
     Ok(())
 }
 
@@ -569,4 +583,93 @@ fn a_source_that_never_moves_on_ends_the_list_with_an_error_instead_of_looping()
     assert!(items.next().is_none());
     let mut pages = Pages::new(stuck, ListOptions::all());
     assert!(pages.next_page().is_err());
+}
+
+/// A name of a delimiter listing: a key, or a common prefix (`true`).
+type Name = (bool, String);
+
+fn name(listed: &Listed) -> Name {
+    let key = String::from_utf8(listed.key().to_vec()).unwrap();
+    (matches!(listed, Listed::Prefix(_)), key)
+}
+
+/// Files and folders under `f/`, with names that sort between a folder and its keys (`f/a.txt`
+/// before `f/a/`, `f/b` before `f/b/`), and their listing by `/`, computed naively: every key
+/// rolled up at its first `/` after `f/`, each prefix once, in key order.
+fn folders() -> (Db, Vec<Name>) {
+    let mut keys = std::collections::BTreeSet::new();
+    for folder in ["a", "b", "d", "d/deep"] {
+        for i in 0..3 {
+            keys.insert(format!("f/{folder}/{i}"));
+        }
+    }
+    for file in ["a.txt", "b", "c", "c0", "e"] {
+        keys.insert(format!("f/{file}"));
+    }
+    let db = store(0);
+    let mut names: Vec<Name> = Vec::new();
+    for key in &keys {
+        db.put(key.as_str(), "v").unwrap();
+        let name = match key[2..].find('/') {
+            Some(at) => (true, key[..2 + at + 1].to_string()),
+            None => (false, key.clone()),
+        };
+        if names.last() != Some(&name) {
+            names.push(name);
+        }
+    }
+    (db, names)
+}
+
+#[test]
+fn every_pager_carries_common_prefixes_in_list_order_across_small_pages() {
+    let (db, forward) = folders();
+    for reverse in [false, true] {
+        let mut expected = forward.clone();
+        if reverse {
+            expected.reverse();
+        }
+        let options = ListOptions::prefix("f/").delimiter("/").reverse(reverse);
+        for size in 1..=3 {
+            let case = format!("reverse {reverse}, page size {size}");
+            let list = ListPager::new(db.clone())
+                .page_size(size)
+                .list(&options)
+                .unwrap();
+            let split = |prefixes: bool| -> Vec<String> {
+                let names = expected.iter().filter(|(prefix, _)| *prefix == prefixes);
+                names.map(|(_, name)| name.clone()).collect()
+            };
+            assert_eq!(names(&list.items), split(false), "list, {case}");
+            let prefixes: Vec<String> = list
+                .prefixes
+                .iter()
+                .map(|prefix| String::from_utf8_lossy(prefix).into_owned())
+                .collect();
+            assert_eq!(prefixes, split(true), "list, {case}");
+            for buffer in [0, 2] {
+                let mut visited = Vec::new();
+                ListPager::new(db.clone())
+                    .page_size(size)
+                    .page_buffer_size(buffer)
+                    .each(&options, |listed| {
+                        visited.push(name(&listed));
+                        Ok::<(), Error>(())
+                    })
+                    .unwrap();
+                assert_eq!(visited, expected, "each with a buffer of {buffer}, {case}");
+            }
+            let items: Vec<Name> = Items::new(db.clone(), options.clone())
+                .page_size(size)
+                .map(|listed| name(&listed.unwrap()))
+                .collect();
+            assert_eq!(items, expected, "items, {case}");
+            let mut pages = Pages::new(db.clone(), options.clone());
+            pages.set_page_size(size);
+            let pages = every_page(&mut pages);
+            assert!(pages.iter().rev().skip(1).all(|page| page.len() == size));
+            let paged: Vec<Name> = pages.concat().iter().map(name).collect();
+            assert_eq!(paged, expected, "pages, {case}");
+        }
+    }
 }

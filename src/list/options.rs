@@ -60,7 +60,7 @@ pub struct ListOptions {
     pub(super) max_page_bytes: usize,
     pub(super) continue_token: Option<String>,
     pub(super) revision: Option<Revision>,
-    pub(super) reverse: bool,
+    pub(crate) reverse: bool,
 }
 
 impl ListOptions {
