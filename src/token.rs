@@ -54,7 +54,7 @@ const MAX_DECODED_LEN: usize = HEADER_LEN + STARTED_AT_LEN + MAX_KEY_LEN + TAG_L
 /// A store's secret for authenticating its continue tokens: 32 random bytes, made with the store
 /// and kept in its metadata. The first half keys the request hint, the second the tag, so that
 /// the hint a token shows says nothing about how tags are made.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub(crate) struct TokenSecret([u8; TokenSecret::LEN]);
 
 impl TokenSecret {
@@ -181,7 +181,6 @@ fn same_tag(a: &[u8; TAG_LEN], b: &[u8; TAG_LEN]) -> bool {
 /// A token whose layout and checksum are sound but whose tag is not checked yet. What it claims
 /// may name why it is refused (another store, a lost revision), and nothing more, until
 /// [`Issuer::open`] has checked the tag.
-#[derive(Debug)]
 pub(crate) struct Sealed {
     claims: ContinueToken,
     hint: [u8; HINT_LEN],

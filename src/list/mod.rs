@@ -42,7 +42,8 @@ impl Db {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidContinueToken`] for a garbled token or one from another request;
+    /// - [`Error::InvalidContinueToken`] for a garbled or forged token, one of another store or
+    ///   request, or one that contradicts the request (its range or revision);
     /// - [`Error::InvalidRequest`] for a zero or too large limit, a range that starts after its
     ///   end, or markers in the wrong order for the direction;
     /// - [`Error::FutureRevision`] for a revision the store has not reached;
