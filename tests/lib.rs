@@ -2,7 +2,6 @@
 
 mod common;
 
-mod cli;
 mod compaction;
 mod corruption;
 mod crash;

@@ -4,15 +4,17 @@
 //! as SVG.
 //!
 //! - `workload`: every figure, written once against [`engine::Engine`], on the collection that
-//!   `cli::load` generates (the same one the criterion benches load);
+//!   [`load`] generates (the same one the criterion benches load);
 //! - `embedded` (revkv) and `peers`: the engines;
 //! - `stats`: sampling and percentiles; `report`: the table, the JSON and the plots; `svg`: the
 //!   plotting.
 
 mod embedded;
 mod engine;
+pub mod load;
 #[cfg(feature = "peers")]
 mod peers;
+pub mod percentile;
 mod report;
 mod stats;
 mod svg;
@@ -22,18 +24,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 
-use super::load::{Collection, Shape};
-use super::{Cli, Failure};
-use engine::Error;
+pub use engine::Error;
+use load::{Collection, Shape};
 use report::{Machine, Report, Run};
 use stats::Budget;
 use workload::Workload;
 
 #[derive(Args)]
 #[command(after_long_help = WORKLOADS_HELP)]
-pub(super) struct BenchArgs {
+pub struct BenchArgs {
     /// How the collection is written; every figure is measured once per workload, each on a
     /// new store (and on each peer).
     #[arg(
@@ -214,20 +215,18 @@ impl BenchArgs {
 
 /// Exits with clap's usage error, as for any other bad argument.
 fn usage(message: &str) -> ! {
-    Cli::command()
-        .error(ErrorKind::ValueValidation, message)
-        .exit()
+    clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")).exit()
 }
 
 /// Runs the workload on revkv, then on each peer, and reports.
-pub(super) fn run(args: BenchArgs) -> Result<(), Failure> {
+pub fn run(args: BenchArgs) -> Result<(), Error> {
     if let Some(dir) = &args.weigh_open {
-        return Ok(embedded::weigh_open(dir, args.weigh_part)?);
+        return embedded::weigh_open(dir, args.weigh_part);
     }
     let workload = args.workload();
     #[cfg(not(feature = "peers"))]
     if !args.peers.is_empty() {
-        usage("--peer needs a revkv built with the `peers` feature (cargo build --release --features peers)");
+        usage("--peer needs a revkv built with the `peers` feature (cargo build --release -p revkv-cli --features peers)");
     }
     let machine = Machine::detect();
     let mut runs = Vec::new();
@@ -254,17 +253,10 @@ pub(super) fn run(args: BenchArgs) -> Result<(), Failure> {
         runs,
     };
     print!("{}", report::table(&report));
-    for path in report::write_files(&report, &args.out)? {
+    let written = report::write_files(&report, &args.out)
+        .map_err(|cause| Error::failed("revkv bench", format!("writing the report: {cause}")))?;
+    for path in written {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-impl From<Error> for Failure {
-    fn from(error: Error) -> Self {
-        match error {
-            Error::Store(error) => Failure::Store(error),
-            other => Failure::Bench(other.to_string()),
-        }
-    }
 }

@@ -106,7 +106,8 @@ pub(super) struct Filtered {
 
 /// Why a benchmark could not go on.
 #[derive(Debug)]
-pub(super) enum Error {
+pub enum Error {
+    /// revkv refused a request or could not carry it out.
     Store(revkv::Error),
     /// An engine failed outside revkv's own errors: a peer, a temporary directory.
     Failed {

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// # Panics
 ///
 /// When `sorted` is empty: a figure always has a sample.
-pub(crate) fn nearest_rank(sorted: &[Duration], fraction: f64) -> Duration {
+pub fn nearest_rank(sorted: &[Duration], fraction: f64) -> Duration {
     assert!(!sorted.is_empty(), "a percentile of no samples");
     let rank = (sorted.len() as f64 * fraction).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::prefix_end;
-use crate::cli::bench::engine::{Chunk, Engine, Error};
-use crate::cli::bench::workload::{Item, Write, MATCH_MARKER, PREFIX, WRITES_PREFIX};
+use crate::engine::{Chunk, Engine, Error};
+use crate::workload::{Item, Write, MATCH_MARKER, PREFIX, WRITES_PREFIX};
 
 const NAME: &str = "etcd";
 

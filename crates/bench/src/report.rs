@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::stats::{Latency, Throughput};
 use super::svg::{Axis, Plot, Scale, Series};
 use super::workload::Workload;
-use crate::cli::load::Shape;
+use crate::load::Shape;
 
 /// Everything one run measured.
 #[derive(Serialize)]

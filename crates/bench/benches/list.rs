@@ -5,7 +5,7 @@
 //! - `list/<workload>/filtered`: the first chunk of 500 entries labelled `bench=match`, when 1%
 //!   of the collection is (one object in 100 of each namespace).
 //!
-//! `cargo bench --bench list`; `REVKV_BENCH_KEYS` sets the collection's size in keys written
+//! `cargo bench -p revkv-bench --bench list`; `REVKV_BENCH_KEYS` sets the collection's size in keys written
 //! (100,000 by default; the README's figures use 1,000,000), `REVKV_BENCH_PAGE` the page size
 //! of the paged list (10,000: the largest a store allows by default), and
 //! `REVKV_BENCH_WORKLOAD` how the collection is written (`interleaved`, with churn, by

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use super::engine::{Chunk, Engine, Error, Filtered, MAX_FILTER_LIMIT};
 use super::report::Open;
 use super::workload::{Item, Workload, Write, LABEL, PREFIX};
-use crate::cli::load::Collection;
+use crate::load::Collection;
 
 /// Seeking a cursor pages through the list in chunks of this size, so that seeking deep into a
 /// large collection never holds more than one such chunk.
@@ -124,7 +124,7 @@ pub(super) enum Part {
 /// Opens `part` of the store in `dir` and prints the resident memory that opening added, in
 /// bytes, or nothing where the resident size cannot be read. sled's page cache is kept small
 /// meanwhile, so that the figure is the index's and sled's bookkeeping, not cached pages.
-pub(super) fn weigh_open(dir: &Path, part: Part) -> revkv::Result<()> {
+pub(super) fn weigh_open(dir: &Path, part: Part) -> Result<(), Error> {
     let Some(before) = resident_bytes() else {
         return Ok(());
     };
@@ -137,13 +137,15 @@ pub(super) fn weigh_open(dir: &Path, part: Part) -> revkv::Result<()> {
             print_growth(before);
         }
         Part::Sled => {
+            let failed = |cause: sled::Error| Error::failed("sled", cause);
             let sled = sled::Config::new()
                 .path(dir)
                 .segment_size(revkv::SLED_SEGMENT_SIZE)
                 .cache_capacity(WEIGHING_CACHE_BYTES)
-                .open()?;
+                .open()
+                .map_err(failed)?;
             // The store's one tree (DESIGN.md, on-disk layout).
-            let _tree = sled.open_tree("revkv")?;
+            let _tree = sled.open_tree("revkv").map_err(failed)?;
             print_growth(before);
         }
     }

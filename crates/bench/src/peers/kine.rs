@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tempfile::TempDir;
 
 use super::prefix_end;
-use crate::cli::bench::engine::{Chunk, Engine, Error};
-use crate::cli::bench::workload::{Item, Write, MATCH_MARKER, PREFIX};
+use crate::engine::{Chunk, Engine, Error};
+use crate::workload::{Item, Write, MATCH_MARKER, PREFIX};
 
 const NAME: &str = "sqlite-kine";
 

@@ -18,7 +18,7 @@ use super::report::{
     SizeFigures, Writes,
 };
 use super::stats::{self, Budget, Latency, Throughput};
-use crate::cli::load::{self, Change, Collection, Shape};
+use crate::load::{self, Change, Collection, Shape};
 
 /// The prefix of the listed collection.
 pub(super) const PREFIX: &str = load::COLLECTION_PREFIX;

@@ -5,7 +5,7 @@
 //! - `write/concurrent_puts_8`: 8 threads putting one key at a time, sharing fsyncs through
 //!   group commit (puts/s).
 //!
-//! `cargo bench --bench write`.
+//! `cargo bench -p revkv-bench --bench write`.
 
 mod common;
 

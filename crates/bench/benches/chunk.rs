@@ -3,7 +3,7 @@
 //! list `/registry/configmaps/` across its 100 namespaces; the collection is written as
 //! `REVKV_BENCH_WORKLOAD` says (`interleaved`, with churn, by default; see `benches/common`).
 //!
-//! `cargo bench --bench chunk` (add `--no-default-features` for the system allocator);
+//! `cargo bench -p revkv-bench --bench chunk` (add `--no-default-features` for the system allocator);
 //! `REVKV_BENCH_SIZES=10000,100000,1000000` chooses the sizes, `REVKV_BENCH_VALUE_SIZE` the
 //! values' length (256).
 

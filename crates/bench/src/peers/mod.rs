@@ -8,7 +8,7 @@ use super::engine::Error;
 use super::report::EngineReport;
 use super::workload::{self, Workload};
 use super::{BenchArgs, Peer};
-use crate::cli::load::Shape;
+use crate::load::Shape;
 
 /// Runs the workload with the collection of `shape` on `peer`, up to `--peer-max-keys`.
 pub(super) fn run(

@@ -1,6 +1,6 @@
 //! Chunk and durable-put latency while a compaction runs, against the same store idle.
 //!
-//! `cargo bench --bench compaction_stall`. It loads the collection of `REVKV_STALL_KEYS` keys
+//! `cargo bench -p revkv-bench --bench compaction_stall`. It loads the collection of `REVKV_STALL_KEYS` keys
 //! (100,000 by default) as `REVKV_BENCH_WORKLOAD` says (see `benches/common`), then rewrites
 //! its live keys until each was written `REVKV_STALL_VERSIONS` times (11), so compacting at the
 //! head deletes about keys × (versions − 1) superseded records, and the churn's. Then, for 5 s idle (after 2 s of warm-up) and for

@@ -1,5 +1,5 @@
 //! Generated data: deterministic keys and values, and writing many of them quickly; and the
-//! [`Collection`] that `revkv bench` and the criterion benches (which include this file) load:
+//! [`Collection`] that `revkv bench` and the criterion benches load:
 //! its keys, the order they are written in, their churn and their values.
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,10 +9,10 @@ use revkv::{Db, Op, Revision, Txn};
 const BATCH: u64 = 1000;
 
 /// A splitmix64 generator: deterministic, so that a run can be reproduced and its data rebuilt.
-pub(super) struct Rng(pub(super) u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(super) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let z = (self.0 ^ (self.0 >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         let z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -20,18 +20,18 @@ impl Rng {
     }
 
     /// A number in `0..bound`; the modulo bias is irrelevant at the bounds used here.
-    pub(super) fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         self.next_u64() % bound
     }
 }
 
 /// The generated key number `index`: zero-padded, so that key order is index order.
-pub(super) fn key(prefix: &str, index: u64) -> String {
+pub fn key(prefix: &str, index: u64) -> String {
     format!("{prefix}{index:08}")
 }
 
 /// `size` lower-case letters determined by `seed`: printable, and different for every seed.
-pub(super) fn value(seed: u64, size: usize) -> Vec<u8> {
+pub fn value(seed: u64, size: usize) -> Vec<u8> {
     let mut rng = Rng(seed);
     std::iter::repeat_with(|| rng.next_u64().to_le_bytes())
         .flatten()
@@ -43,12 +43,7 @@ pub(super) fn value(seed: u64, size: usize) -> Vec<u8> {
 /// Puts keys `0..count` under `prefix`, the value of key `i` being `value(i, value_size)`, in
 /// transactions of [`BATCH`] puts, with a progress bar on stderr (drawn only on a terminal).
 /// Returns the revision of the last batch; the caller decides when it must be durable.
-pub(super) fn load(
-    db: &Db,
-    prefix: &str,
-    count: u64,
-    value_size: usize,
-) -> revkv::Result<Revision> {
+pub fn load(db: &Db, prefix: &str, count: u64, value_size: usize) -> revkv::Result<Revision> {
     let style =
         ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} keys ({per_sec}, {eta} left)")
             .expect("the template is valid")
@@ -71,11 +66,11 @@ pub(super) fn load(
 
 /// The prefix of the generated collection: ConfigMaps of every namespace, as a cluster-wide list
 /// reads them.
-pub(super) const COLLECTION_PREFIX: &str = "/registry/configmaps/";
+pub const COLLECTION_PREFIX: &str = "/registry/configmaps/";
 /// Namespaces of the generated collection: key `i` is in namespace `i % NAMESPACES`.
-pub(super) const NAMESPACES: u64 = 100;
+pub const NAMESPACES: u64 = 100;
 /// The version of a churned key's second value; the first write is version 0.
-pub(super) const CHURN_VERSION: u64 = 1;
+pub const CHURN_VERSION: u64 = 1;
 /// Of a churned collection, about this many keys in a thousand are deleted...
 const DELETED_PER_MILLE: u64 = 10;
 /// ...and about this many overwritten, once each (never the same keys).
@@ -86,7 +81,7 @@ const SEED: u64 = 0x7265_766b_765f_7764;
 /// In what order a generated collection is written, and whether churn follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum Shape {
+pub enum Shape {
     /// The keys in order of their number, so that consecutive writes land in 100 namespaces in
     /// turn, as objects of a cluster arrive; then churn: about 10% overwritten, 1% deleted.
     Interleaved,
@@ -98,7 +93,7 @@ pub(super) enum Shape {
 
 impl Shape {
     /// The name the command line and `REVKV_BENCH_WORKLOAD` know it by.
-    pub(super) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Shape::Interleaved => "interleaved",
             Shape::Random => "random",
@@ -113,7 +108,7 @@ impl Shape {
 
 /// One write of a generated collection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Change {
+pub enum Change {
     /// Key `index` takes its value at `version`.
     Put {
         index: u64,
@@ -138,14 +133,14 @@ enum Fate {
 /// grows a smaller one ([`Collection::growth`]), and every engine gets the same changes in the
 /// same order.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Collection {
-    pub(super) shape: Shape,
-    pub(super) value_size: usize,
+pub struct Collection {
+    pub shape: Shape,
+    pub value_size: usize,
 }
 
 impl Collection {
     /// Key number `index`.
-    pub(super) fn key(index: u64) -> String {
+    pub fn key(index: u64) -> String {
         format!(
             "{COLLECTION_PREFIX}ns-{:03}/cm-{:07}",
             index % NAMESPACES,
@@ -155,14 +150,14 @@ impl Collection {
 
     /// The value of key `index` at `version`; version 0 is what `revkv load` writes for the same
     /// number.
-    pub(super) fn value(&self, index: u64, version: u64) -> Vec<u8> {
+    pub fn value(&self, index: u64, version: u64) -> Vec<u8> {
         value(index ^ (version << 40), self.value_size)
     }
 
     /// Whether key `index` is one of every `stride` objects of its namespace, evenly spread in
     /// key order; the namespaces start at staggered objects, so that about one key in `stride`
     /// is selected at any size.
-    pub(super) fn selected(index: u64, stride: u64) -> bool {
+    pub fn selected(index: u64, stride: u64) -> bool {
         (index / NAMESPACES + index % NAMESPACES).is_multiple_of(stride.max(1))
     }
 
@@ -178,12 +173,12 @@ impl Collection {
     }
 
     /// Whether key `index` of a loaded collection is there, not deleted by the churn.
-    pub(super) fn is_live(&self, index: u64) -> bool {
+    pub fn is_live(&self, index: u64) -> bool {
         self.fate(index) != Fate::Deleted
     }
 
     /// Keys `from..to` in the order the shape writes them.
-    pub(super) fn load_order(&self, from: u64, to: u64) -> Vec<u64> {
+    pub fn load_order(&self, from: u64, to: u64) -> Vec<u64> {
         match self.shape {
             Shape::Interleaved => (from..to).collect(),
             Shape::Random => shuffled((from..to).collect(), SEED ^ from ^ (to << 32)),
@@ -193,7 +188,7 @@ impl Collection {
 
     /// The churn of keys `from..to`, once loaded: an overwrite or a delete for about 11% of
     /// them, in a pseudo-random order; nothing for [`Shape::Sequential`].
-    pub(super) fn churn(&self, from: u64, to: u64) -> Vec<Change> {
+    pub fn churn(&self, from: u64, to: u64) -> Vec<Change> {
         let changes = (from..to)
             .filter_map(|index| match self.fate(index) {
                 Fate::Kept => None,
@@ -209,7 +204,7 @@ impl Collection {
 
     /// What grows a collection of `from` keys to one of `to`: the puts of the new keys in the
     /// shape's order, then their churn. The churn may only start once the puts are all done.
-    pub(super) fn growth(&self, from: u64, to: u64) -> [Vec<Change>; 2] {
+    pub fn growth(&self, from: u64, to: u64) -> [Vec<Change>; 2] {
         let puts = self
             .load_order(from, to)
             .into_iter()
@@ -220,7 +215,7 @@ impl Collection {
 
     /// A new value for each live key of a collection of `keys`, at `version`, in the shape's
     /// order.
-    pub(super) fn rewrite(&self, keys: u64, version: u64) -> Vec<Change> {
+    pub fn rewrite(&self, keys: u64, version: u64) -> Vec<Change> {
         self.load_order(0, keys)
             .into_iter()
             .filter(|&index| self.is_live(index))
@@ -229,14 +224,14 @@ impl Collection {
     }
 
     /// The live keys of a loaded collection of `keys`, in key order: what a full list returns.
-    pub(super) fn live_in_key_order(&self, keys: u64) -> Vec<u64> {
+    pub fn live_in_key_order(&self, keys: u64) -> Vec<u64> {
         in_key_order(keys)
             .filter(|&index| self.is_live(index))
             .collect()
     }
 
     /// One line on how the collection is written, for reports.
-    pub(super) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let order = match self.shape {
             Shape::Interleaved => "in order of i, 100 namespaces in turn",
             Shape::Random => "in a pseudo-random order",

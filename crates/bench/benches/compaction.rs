@@ -6,7 +6,7 @@
 //!   500 of the collection, with no compaction running and while one runs. Only chunks that
 //!   start while a compaction runs are timed; the rewrites that make the next garbage are not.
 //!
-//! `cargo bench --bench compaction`; `REVKV_BENCH_KEYS` sets the collection's size (100,000),
+//! `cargo bench -p revkv-bench --bench compaction`; `REVKV_BENCH_KEYS` sets the collection's size (100,000),
 //! `REVKV_BENCH_WORKLOAD` how it is written (see `benches/common`). `revkv bench` reports the
 //! same figures with percentiles.
 

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use revkv::{Db, Durability, ListOptions, Revision};
 
-use super::load::{self, Rng};
-use super::percentile::nearest_rank;
 use super::Failure;
+use revkv_bench::load::{self, Rng};
+use revkv_bench::percentile::nearest_rank;
 
 const PREFIX: &str = "demo/";
 const KEYS: u64 = 100_000;

@@ -1,11 +1,8 @@
 //! The command line: its arguments, one library call per command, and the ways a command fails.
 
-mod bench;
 mod compact;
 mod demo;
-mod load;
 mod output;
-mod percentile;
 mod verify;
 
 use std::fmt;
@@ -91,7 +88,7 @@ enum Command {
     /// temporary store (and on peers, with the `peers` feature), loaded with Kubernetes-like
     /// collections written interleaved or in random order with churn (`--workload`); writes
     /// JSON and SVG plots.
-    Bench(bench::BenchArgs),
+    Bench(revkv_bench::BenchArgs),
     /// Checks every stored entry against the store's invariants (reads all history); exits
     /// with status 1 when anything is wrong.
     Verify {
@@ -246,7 +243,7 @@ pub fn run(args: Cli) -> Result<(), Failure> {
         } => {
             // Batches need no fsync each: one flush at the end makes the whole load durable.
             let db = open(store.durability(Durability::Buffered))?;
-            let revision = load::load(&db, &prefix, count, value_size)?;
+            let revision = revkv_bench::load::load(&db, &prefix, count, value_size)?;
             db.flush()?;
             output::print_json(&output::Loaded {
                 revision,
@@ -265,7 +262,7 @@ pub fn run(args: Cli) -> Result<(), Failure> {
         }
         Command::Stat { json } => output::print_stat(&open(store)?.stat()?, json),
         Command::Demo => demo::run(),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => Ok(revkv_bench::run(args)?),
         // A check must not change what it checks: no compaction meanwhile, not even the
         // resumed sweep of an unfinished one.
         Command::Verify { json } => verify::run(
@@ -352,5 +349,14 @@ impl From<revkv::Error> for Failure {
 impl From<io::Error> for Failure {
     fn from(error: io::Error) -> Self {
         Failure::Output(error)
+    }
+}
+
+impl From<revkv_bench::Error> for Failure {
+    fn from(error: revkv_bench::Error) -> Self {
+        match error {
+            revkv_bench::Error::Store(error) => Failure::Store(error),
+            other => Failure::Bench(other.to_string()),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Opening a store of N keys: sled's open, and the index rebuilt from the latest-version
 //! entries (keys/s).
 //!
-//! `cargo bench --bench open`; `REVKV_BENCH_KEYS` sets the number of keys written (100,000 by
+//! `cargo bench -p revkv-bench --bench open`; `REVKV_BENCH_KEYS` sets the number of keys written (100,000 by
 //! default; the README's figure uses 1,000,000), `REVKV_BENCH_WORKLOAD` how they are written
 //! (see `benches/common`).
 

@@ -1,12 +1,12 @@
 //! What the benches share: temporary stores loaded with the collection `revkv bench` generates
-//! (`src/cli/load.rs`: the same keys, order, churn and values), and sizes and the workload taken
+//! (`revkv_bench::load`: the same keys, order, churn and values), and sizes and the workload taken
 //! from the environment:
 //!
 //! - `REVKV_BENCH_WORKLOAD`: `interleaved` (the default), `random` or `sequential`, as
 //!   `revkv bench --workload` (see its `--help`);
 //! - `REVKV_BENCH_VALUE_SIZE`: the length of the values, 256 bytes by default.
 
-// Each bench binary uses only part of this module, and none uses all of the CLI's.
+// Each bench binary uses only part of this module.
 #![allow(dead_code)]
 
 use std::ops::Deref;
@@ -16,12 +16,8 @@ use clap::ValueEnum;
 use revkv::{Db, Op, Options, Put, Retention, Txn};
 use tempfile::TempDir;
 
-#[path = "../../src/cli/load.rs"]
-mod load;
-#[path = "../../src/cli/percentile.rs"]
-mod percentile;
-
-use load::{Change, Collection, Shape};
+use revkv_bench::load::{self, Change, Collection, Shape};
+use revkv_bench::percentile;
 
 /// The listed collection: ConfigMaps of every namespace.
 pub const PREFIX: &str = load::COLLECTION_PREFIX;

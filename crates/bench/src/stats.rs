@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::engine::Error;
-use crate::cli::percentile::nearest_rank;
+use crate::percentile::nearest_rank;
 
 /// How long to sample one figure: until `samples` operations or `time`, whichever comes first.
 #[derive(Clone, Copy, Debug, Serialize)]
