@@ -13,6 +13,7 @@ mod list_continue;
 mod listing;
 mod model;
 mod pager;
+mod read_paths;
 mod recovery;
 mod revisions;
 mod selector_kubernetes;

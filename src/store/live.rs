@@ -85,53 +85,35 @@ impl Shared {
         reverse: bool,
         mut visit: impl FnMut(Candidate<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
+        let Some(source) = Source::for_run(run, reverse) else {
             return Ok(());
         };
-        let (low, high) = if reverse {
-            (last, first)
-        } else {
-            (first, last)
-        };
-        let mut pointers = self
-            .data
-            .range(Latest::sled_key(low)..=Latest::sled_key(high));
-        let mut next_pointer = || {
-            if reverse {
-                pointers.next_back()
-            } else {
-                pointers.next()
-            }
-            .transpose()
-        };
-        let mut pointer: Option<(IVec, IVec)> = next_pointer()?;
+        let mut scan = source.scan(&self.data, reverse)?;
         for (key, location) in run {
             let (key, location) = (&**key, *location);
-            let before = |at: &IVec| {
-                let at = Latest::user_key(at);
-                if reverse {
-                    at > key
-                } else {
-                    at < key
-                }
+            let found = match source {
+                Source::Pointers { .. } => scan.find(&self.data, key)?,
+                Source::Records { .. } => scan.find(&self.data, &location.record_key()[1..])?,
             };
-            while pointer.as_ref().is_some_and(|(at, _)| before(at)) {
-                pointer = next_pointer()?;
-            }
-            let copy = match &pointer {
+            let copy = match (source, found) {
                 // A damaged pointer (see `recovery`) has no copy to offer: the record is read
                 // by location, as for a key changed since the view.
-                Some((at, bytes)) if Latest::user_key(at) == key => {
+                (Source::Pointers { .. }, Some(bytes)) => {
                     match Latest::decode_with_record(key, bytes) {
-                        Ok((latest, Some(copy))) if latest.location == location => Some(copy),
+                        Ok((latest, Some(copy))) if latest.location == location => {
+                            Some(Record::decode_checked_copy(location, copy)?)
+                        }
                         _ => None,
                     }
                 }
-                _ => None,
+                (Source::Records { .. }, Some(bytes)) => {
+                    Some(Record::decode_borrowed(location, bytes)?)
+                }
+                (_, None) => None,
             };
             let fetched;
             let record = match copy {
-                Some(copy) => Record::decode_checked_copy(location, copy)?,
+                Some(record) => record,
                 None => {
                     fetched = self.record_bytes(location, revision)?;
                     Record::decode_borrowed(location, &fetched)?
@@ -141,6 +123,173 @@ impl Shared {
                 break;
             }
         }
+        Ok(())
+    }
+}
+
+/// Where a run's records are read from, in one ordered sled scan merged with the run.
+#[derive(Clone, Copy)]
+enum Source<'r> {
+    /// The latest pointers of the run's keys, in key order: each carries a copy of its key's
+    /// newest record. Right whatever order the keys were written in.
+    Pointers { low: &'r [u8], high: &'r [u8] },
+    /// The records themselves, in revision order: when the run's records lie next to each
+    /// other in the log, as after a load in key order, their keys are shorter to scan than
+    /// the pointers' user keys, and no pointer header is read.
+    Records { low: Location, high: Location },
+}
+
+/// A run reads the records themselves when at least this share of its neighbours are stored
+/// next to each other (as a fraction: 3 in 4).
+const ADJACENT_SHARE: (usize, usize) = (3, 4);
+
+/// How many records a scan of the log steps over to reach the next wanted one before it seeks
+/// instead.
+const MAX_SKIPPED_RECORDS: usize = 4;
+
+impl<'r> Source<'r> {
+    fn for_run(run: &'r [(Key, Location)], reverse: bool) -> Option<Self> {
+        let ((first_key, first), (last_key, last)) = (run.first()?, run.last()?);
+        // Each neighbouring pair of the run, as (earlier, later) in the log if the run is in
+        // log order.
+        let pairs = run.windows(2).map(|pair| {
+            if reverse {
+                (pair[1].1, pair[0].1)
+            } else {
+                (pair[0].1, pair[1].1)
+            }
+        });
+        let ordered = pairs.clone().all(|(earlier, later)| earlier < later);
+        let adjacent = pairs
+            .filter(|&(earlier, later)| follows(earlier, later))
+            .count();
+        let (share, of) = ADJACENT_SHARE;
+        if run.len() > 1 && ordered && adjacent * of >= (run.len() - 1) * share {
+            let (low, high) = if reverse {
+                (*last, *first)
+            } else {
+                (*first, *last)
+            };
+            return Some(Source::Records { low, high });
+        }
+        let (low, high) = if reverse {
+            (&**last_key, &**first_key)
+        } else {
+            (&**first_key, &**last_key)
+        };
+        Some(Source::Pointers { low, high })
+    }
+
+    fn scan(self, data: &sled::Tree, reverse: bool) -> Result<Scan> {
+        match self {
+            Source::Pointers { low, high } => Scan::new(
+                data,
+                Latest::sled_key(low),
+                Latest::sled_key(high),
+                reverse,
+                usize::MAX,
+            ),
+            Source::Records { low, high } => Scan::new(
+                data,
+                low.record_key().to_vec(),
+                high.record_key().to_vec(),
+                reverse,
+                MAX_SKIPPED_RECORDS,
+            ),
+        }
+    }
+}
+
+/// Whether `b` is stored right after `a` in the log: the next change of the same revision,
+/// or the first of the next one.
+fn follows(a: Location, b: Location) -> bool {
+    (b.revision == a.revision && b.sub == a.sub + 1)
+        || (b.revision == a.revision.next() && b.sub == 0)
+}
+
+/// An ordered scan of one sled prefix between two sled keys, merged with wanted keys that come
+/// in the scan's order. Keys are compared without their one-byte prefix.
+struct Scan {
+    range: sled::Iter,
+    current: Option<(IVec, IVec)>,
+    reverse: bool,
+    /// The far end of the range, for a seek that starts a new scan.
+    end: Vec<u8>,
+    prefix: u8,
+    max_skipped: usize,
+}
+
+impl Scan {
+    fn new(
+        data: &sled::Tree,
+        low: Vec<u8>,
+        high: Vec<u8>,
+        reverse: bool,
+        max_skipped: usize,
+    ) -> Result<Self> {
+        let prefix = low[0];
+        let end = if reverse { low.clone() } else { high.clone() };
+        let mut scan = Scan {
+            range: data.range(low..=high),
+            current: None,
+            reverse,
+            end,
+            prefix,
+            max_skipped,
+        };
+        scan.current = scan.step()?;
+        Ok(scan)
+    }
+
+    fn step(&mut self) -> Result<Option<(IVec, IVec)>> {
+        let next = if self.reverse {
+            self.range.next_back()
+        } else {
+            self.range.next()
+        };
+        Ok(next.transpose()?)
+    }
+
+    /// Whether the scan's position still lies before `wanted`, in the scan's direction.
+    fn before(&self, at: &[u8], wanted: &[u8]) -> bool {
+        if self.reverse {
+            &at[1..] > wanted
+        } else {
+            &at[1..] < wanted
+        }
+    }
+
+    /// The value stored under `wanted` (without its prefix byte), when the scan holds it;
+    /// wanted keys must come in the scan's order.
+    fn find(&mut self, data: &sled::Tree, wanted: &[u8]) -> Result<Option<&IVec>> {
+        let mut skipped = 0;
+        while let Some((at, _)) = &self.current {
+            if !self.before(at, wanted) {
+                break;
+            }
+            if skipped == self.max_skipped {
+                self.seek(data, wanted)?;
+                break;
+            }
+            self.current = self.step()?;
+            skipped += 1;
+        }
+        Ok(match &self.current {
+            Some((at, value)) if &at[1..] == wanted => Some(value),
+            _ => None,
+        })
+    }
+
+    /// Starts the scan again at `wanted`, rather than stepping over many entries to it.
+    fn seek(&mut self, data: &sled::Tree, wanted: &[u8]) -> Result<()> {
+        let mut from = vec![self.prefix];
+        from.extend_from_slice(wanted);
+        self.range = if self.reverse {
+            data.range(self.end.clone()..=from)
+        } else {
+            data.range(from..=self.end.clone())
+        };
+        self.current = self.step()?;
         Ok(())
     }
 }
