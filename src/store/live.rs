@@ -95,28 +95,35 @@ impl Shared {
                 Source::Pointers { .. } => scan.find(&self.data, key)?,
                 Source::Records { .. } => scan.find(&self.data, &location.record_key()[1..])?,
             };
-            let copy = match (source, found) {
+            let mut damaged = None;
+            let read = match (source, found) {
                 // A damaged pointer (see `recovery`) has no copy to offer: the record is read
                 // by location, as for a key changed since the view.
-                (Source::Pointers { .. }, Some(bytes)) => {
-                    match Latest::decode_with_record(key, bytes) {
-                        Ok((latest, Some(copy))) if latest.location == location => {
-                            Some(Record::decode_checked_copy(location, copy)?)
-                        }
-                        _ => None,
-                    }
-                }
+                (Source::Pointers { .. }, Some(bytes)) => copy_in_pointer(key, location, bytes)?,
                 (Source::Records { .. }, Some(bytes)) => {
-                    Some(Record::decode_borrowed(location, bytes)?)
+                    match Record::decode_borrowed(location, bytes) {
+                        Ok(record) => Some(record),
+                        Err(error) => {
+                            damaged = Some(error);
+                            None
+                        }
+                    }
                 }
                 (_, None) => None,
             };
-            let fetched;
-            let record = match copy {
-                Some(record) => record,
-                None => {
-                    fetched = self.record_bytes(location, revision)?;
-                    Record::decode_borrowed(location, &fetched)?
+            let (fetched_record, fetched_pointer);
+            let record = match (read, damaged) {
+                (Some(record), _) => record,
+                // The log's copy is damaged, and the key's pointer may hold an intact one.
+                (None, Some(damaged)) => {
+                    fetched_pointer = self.data.get(Latest::sled_key(key))?;
+                    let copy = (fetched_pointer.as_deref())
+                        .and_then(|bytes| copy_in_pointer(key, location, bytes).ok().flatten());
+                    copy.ok_or(damaged)?
+                }
+                (None, None) => {
+                    fetched_record = self.record_bytes(location, revision)?;
+                    Record::decode_borrowed(location, &fetched_record)?
                 }
             };
             if visit(Candidate::new(key, location, record)?)?.is_break() {
@@ -124,6 +131,21 @@ impl Shared {
             }
         }
         Ok(())
+    }
+}
+
+/// The record copy that the latest pointer `bytes` of `key` holds, if it is the record at
+/// `location` and the pointer is intact.
+fn copy_in_pointer<'b>(
+    key: &[u8],
+    location: Location,
+    bytes: &'b [u8],
+) -> Result<Option<Record<&'b [u8]>>> {
+    match Latest::decode_with_record(key, bytes) {
+        Ok((latest, Some(copy))) if latest.location == location => {
+            Record::decode_checked_copy(location, copy).map(Some)
+        }
+        _ => Ok(None),
     }
 }
 
