@@ -75,6 +75,7 @@ mod store;
 mod token;
 mod txn;
 mod verify;
+mod watch;
 
 pub use compaction::{CompactionError, CompactionReport, Retention, BATCH_RECORDS};
 pub use entry::Entry;
@@ -86,6 +87,7 @@ pub use revision::Revision;
 pub use store::{Db, Durability, Options, Stat};
 pub use txn::{Cmp, Compare, Op, OpResult, Put, Txn, TxnResponse};
 pub use verify::{Check, Finding, VerifyReport};
+pub use watch::{Event, EventKind, Notification, Watch, WatchOptions, DEFAULT_WATCH_BUFFER};
 
 /// The longest key a write accepts, in bytes.
 pub const MAX_KEY_LEN: usize = 4096;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use revkv::{Db, Durability, Error, ListOptions, Retention, Revision, TokenRejection};
 
-use crate::common::{raw_key, with_raw_tree};
+use crate::common::{copy_dir, raw_key, with_raw_tree};
 
 const CHILD: &str = "REVKV_BUFFERED_CHILD";
 const TEST: &str = "identity::a_buffered_crash_never_reuses_a_revision_readers_saw";
@@ -207,19 +207,6 @@ fn a_store_made_before_token_secrets_gets_one_at_its_next_open() -> revkv::Resul
         "the secret outlived the open that made it"
     );
     Ok(())
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create the copy");
-    for entry in std::fs::read_dir(from).expect("list the store") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy a file");
-        }
-    }
 }
 
 #[test]

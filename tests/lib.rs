@@ -19,3 +19,4 @@ mod revisions;
 mod selector_kubernetes;
 mod tokens;
 mod verify;
+mod watch;

@@ -5,6 +5,7 @@ mod options;
 
 use serde::Serialize;
 
+pub(crate) use options::prefix_end;
 pub use options::{ListOptions, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGET};
 
 use crate::token::{ContinueToken, Issuer, Sealed};

@@ -415,7 +415,7 @@ fn tighter<'a>(
 
 /// The smallest key greater than every key that starts with `prefix`; `None` when no such key
 /// exists (the prefix is empty or all `0xff`).
-pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {

@@ -20,6 +20,7 @@ use crate::encoding::{self, Latest, Location, Meta, Record, Value};
 use crate::identity::Identity;
 use crate::index::rebuilds::Rebuilds;
 use crate::index::{Index, Key, PinLimits, Tree, View};
+use crate::watch::Hub;
 use crate::{Entry, Error, Result, Revision};
 use sled::IVec;
 
@@ -210,6 +211,8 @@ pub(crate) struct Shared {
     pub(crate) sled: sled::Db,
     pub(crate) data: sled::Tree,
     pub(crate) index: Index,
+    /// Routes published revisions to watchers; see `watch`.
+    pub(crate) hub: Hub,
     /// Rebuilds of views the cache does not hold; see `index::rebuilds`.
     pub(crate) rebuilds: Rebuilds,
     /// The keys whose latest pointers did not decode when the store opened, each with its newest
@@ -346,6 +349,7 @@ impl Db {
             sled,
             data,
             index,
+            hub: Hub::new(head),
             rebuilds: Rebuilds::default(),
             damaged_pointers,
             options,
@@ -530,7 +534,7 @@ impl Shared {
             match outcome {
                 Ok(_) => {
                     state.durable = state.durable.max(target);
-                    self.index.publish_through(target);
+                    self.publish(target);
                     self.flush_done.notify_all();
                 }
                 Err(cause) => {
@@ -540,6 +544,13 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Makes every applied revision up to `revision` visible: to readers first, then to
+    /// watchers, so a watcher that receives a revision can list at it.
+    pub(crate) fn publish(&self, revision: Revision) {
+        self.index.publish_through(revision);
+        self.hub.publish(revision);
     }
 
     /// The record at `location`, or `None` when nothing is stored there.

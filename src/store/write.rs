@@ -19,6 +19,7 @@ use crate::identity;
 use crate::index::{Key, View};
 use crate::selector;
 use crate::txn::{Op, OpResult, Put, Txn, TxnResponse};
+use crate::watch::LoggedChange;
 use crate::{Error, Result, Revision, StorageError};
 
 impl Db {
@@ -154,6 +155,8 @@ struct Group {
     last_commit_millis: u64,
     staged: Staged,
     tombstones: Tombstones,
+    /// Each revision's changes, for the watchers; `None` when no watcher exists.
+    watched: Option<Vec<(Revision, Vec<LoggedChange>)>>,
 }
 
 /// What the group will write, as one sled batch, and the records later transactions of the
@@ -178,7 +181,7 @@ struct Changes {
 struct Staging {
     key: Vec<u8>,
     location: Location,
-    record: Vec<u8>,
+    record: IVec,
     live: bool,
 }
 
@@ -207,7 +210,6 @@ impl Staged {
             };
             self.batch.insert(Latest::sled_key(&key), pointer);
             tombstones.track(key, latest);
-            let record = IVec::from(record);
             self.batch.insert(&location.record_key(), record.clone());
             if read_later {
                 self.records.insert(location, record);
@@ -356,6 +358,7 @@ impl Shared {
             last_commit_millis: writer.last_commit_millis,
             staged: Staged::default(),
             tombstones: std::mem::take(&mut writer.tombstones),
+            watched: self.hub.watching().then(Vec::new),
         };
         let count = txns.len();
         let mut outcomes: Vec<Result<TxnResponse>> = txns
@@ -387,6 +390,9 @@ impl Shared {
                 .map(|_| Err(Error::Storage(cause.clone())))
                 .collect();
         }
+        if let Some(watched) = group.watched {
+            self.hub.stage(writer.applied.revision, watched);
+        }
         writer.applied = group.view.clone();
         writer.last_commit_millis = group.last_commit_millis;
         writer.reserved = reservation.unwrap_or(writer.reserved);
@@ -397,7 +403,7 @@ impl Shared {
             Durability::Immediate => self.wait_durable(head),
             Durability::Buffered if reservation.is_some() => self.wait_durable(head),
             Durability::Buffered => {
-                self.index.publish_through(head);
+                self.publish(head);
                 Ok(())
             }
         };
@@ -450,6 +456,14 @@ impl Shared {
                 revision: group.view.revision,
                 results,
             });
+        }
+        if let Some(watched) = &mut group.watched {
+            let watched_changes = changes.records.iter().map(|staging| LoggedChange {
+                key: staging.key.clone(),
+                location: staging.location,
+                record: staging.record.clone(),
+            });
+            watched.push((revision, watched_changes.collect()));
         }
         let committed_at = now_millis().max(group.last_commit_millis);
         group.staged.absorb(
@@ -527,7 +541,7 @@ impl Shared {
         changes.records.push(Staging {
             key: record.key.clone(),
             location,
-            record: record.encode(),
+            record: record.encode().into(),
             live: true,
         });
         next.tree.insert(Key::from(record.key), location);
@@ -546,7 +560,7 @@ fn stage_delete(next: &mut View, changes: &mut Changes, location: Location, key:
         change: Change::Delete,
     };
     changes.records.push(Staging {
-        record: record.encode(),
+        record: record.encode().into(),
         key: record.key,
         location,
         live: false,

@@ -417,3 +417,16 @@ pub fn unswept_backlog(path: &Path) -> Revision {
     leave_compaction_unfinished(path, head.get(), 0);
     head
 }
+/// Copies a store's directory, as a backup or a crash would leave it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("list the store") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy a file");
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The hub: hands each published revision's changes to the watchers whose ranges hold them.
+//!
+//! Writers stage each commit group's changes here while they apply it, and the thread that
+//! publishes the group (makes it visible to readers) routes them: each changed key is looked up
+//! in the [`Routes`], and each watcher it reaches gets the revision's changes in its [`Inbox`],
+//! a bounded queue. A full inbox is never waited for: its watcher is marked **behind** from that
+//! revision and is handed nothing more; it reads the revision log from there itself and rejoins
+//! when it has read up to the newest published revision (see `catch_up`). A revision the hub
+//! was not given (staged while no watcher existed) is a gap every live watcher must read from
+//! the log too, which the same path handles.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::event::LoggedChange;
+use super::routes::{Routes, WatcherId};
+use crate::Revision;
+
+/// Called when a watcher may have something new to read.
+pub(super) type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// The changes of one revision, shared by every watcher they are routed to.
+#[derive(Debug)]
+pub(super) struct Batch {
+    pub revision: Revision,
+    pub changes: Vec<LoggedChange>,
+}
+
+/// The revisions of one commit group, staged when it is applied and routed when it is
+/// published.
+struct Group {
+    /// The newest revision before the group: the hub has a gap if it did not route up to it.
+    after: Revision,
+    head: Revision,
+    batches: Vec<Arc<Batch>>,
+}
+
+/// A revision's changes as one watcher receives them: the positions of its keys in the batch.
+pub(super) struct Delivery {
+    pub batch: Arc<Batch>,
+    pub changes: Vec<u32>,
+}
+
+pub(crate) struct Hub {
+    state: Mutex<State>,
+    /// The newest revision routed: every watcher has been handed, or marked behind before,
+    /// every change up to it.
+    published: AtomicU64,
+    /// How many watchers are registered; writers stage nothing while there are none.
+    watchers: AtomicUsize,
+}
+
+struct State {
+    routes: Routes,
+    watchers: HashMap<WatcherId, Registration>,
+    next_id: WatcherId,
+    /// Applied but not yet published, oldest first.
+    pending: VecDeque<Group>,
+}
+
+struct Registration {
+    inbox: Arc<Inbox>,
+    lower: Vec<u8>,
+    upper: Option<Vec<u8>>,
+    /// The watch's first revision; earlier ones are not delivered.
+    from: Revision,
+}
+
+/// One watcher's queue, shared by the hub (which fills it) and the watch (which drains it).
+pub(super) struct Inbox {
+    state: Mutex<InboxState>,
+    ready: Condvar,
+    waker: Mutex<Option<Waker>>,
+}
+
+pub(super) struct InboxState {
+    pub queue: VecDeque<Delivery>,
+    /// Events in `queue`.
+    queued: usize,
+    /// Most events `queue` holds, unless it holds one revision only.
+    capacity: usize,
+    /// `Some(r)`: the watcher must read the log from `r` on, after `queue`; the hub hands it
+    /// nothing meanwhile.
+    pub behind: Option<Revision>,
+}
+
+impl Inbox {
+    /// Locks the inbox; what it holds is consistent with [`Hub::published`] read under it.
+    pub(super) fn lock(&self) -> parking_lot::MutexGuard<'_, InboxState> {
+        self.state.lock()
+    }
+
+    pub(super) fn set_waker(&self, waker: Waker) {
+        *self.waker.lock() = Some(waker);
+    }
+
+    /// Waits until the hub hands the watcher something, or until `deadline`.
+    pub(super) fn wait(&self, deadline: Option<Instant>) {
+        let mut state = self.state.lock();
+        if !state.queue.is_empty() || state.behind.is_some() {
+            return;
+        }
+        match deadline {
+            Some(deadline) => {
+                self.ready.wait_until(&mut state, deadline);
+            }
+            None => self.ready.wait(&mut state),
+        }
+    }
+
+    /// Queues `delivery`, or marks the watcher behind from its revision when the queue is
+    /// full; does nothing for a watcher already behind.
+    fn offer(&self, delivery: Delivery) {
+        {
+            let mut state = self.state.lock();
+            if state.behind.is_some() {
+                return;
+            }
+            let events = delivery.changes.len();
+            if !state.queue.is_empty() && state.queued + events > state.capacity {
+                state.behind = Some(delivery.batch.revision);
+            } else {
+                state.queued += events;
+                state.queue.push_back(delivery);
+            }
+        }
+        self.wake();
+    }
+
+    /// Marks the watcher behind from `from`, unless it is behind from earlier already.
+    fn fall_behind(&self, from: Revision) {
+        {
+            let mut state = self.state.lock();
+            let from = state.behind.map_or(from, |behind| behind.min(from));
+            state.behind = Some(from);
+        }
+        self.wake();
+    }
+
+    fn wake(&self) {
+        self.ready.notify_all();
+        let waker = self.waker.lock().clone();
+        if let Some(waker) = waker {
+            waker();
+        }
+    }
+}
+
+impl InboxState {
+    /// Takes the oldest queued delivery.
+    pub(super) fn pop(&mut self) -> Option<Delivery> {
+        let delivery = self.queue.pop_front()?;
+        self.queued -= delivery.changes.len();
+        Some(delivery)
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(head: Revision) -> Self {
+        Hub {
+            state: Mutex::new(State {
+                routes: Routes::default(),
+                watchers: HashMap::new(),
+                next_id: 0,
+                pending: VecDeque::new(),
+            }),
+            published: AtomicU64::new(head.get()),
+            watchers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Whether any watcher is registered, so that a commit group should be staged.
+    pub(crate) fn watching(&self) -> bool {
+        self.watchers.load(Ordering::Acquire) > 0
+    }
+
+    /// How many watchers are registered.
+    pub(super) fn len(&self) -> usize {
+        self.watchers.load(Ordering::Acquire)
+    }
+
+    /// The newest revision routed to watchers.
+    pub(super) fn published(&self) -> Revision {
+        Revision::new(self.published.load(Ordering::Acquire))
+    }
+
+    /// Stages a commit group applied after revision `after`: `changes` holds, for each of its
+    /// revisions in order, the revision and its changes. Called in commit order.
+    pub(crate) fn stage(&self, after: Revision, revisions: Vec<(Revision, Vec<LoggedChange>)>) {
+        let Some(&(head, _)) = revisions.last() else {
+            return;
+        };
+        let batches = revisions
+            .into_iter()
+            .map(|(revision, changes)| Arc::new(Batch { revision, changes }))
+            .collect();
+        self.state.lock().pending.push_back(Group {
+            after,
+            head,
+            batches,
+        });
+    }
+
+    /// Routes every staged revision up to `target`, which readers now see.
+    pub(crate) fn publish(&self, target: Revision) {
+        let mut state = self.state.lock();
+        let mut routed = self.published();
+        if target <= routed {
+            return;
+        }
+        while state
+            .pending
+            .front()
+            .is_some_and(|group| group.head <= target)
+        {
+            let group = state.pending.pop_front().expect("front was just checked");
+            if group.after > routed {
+                state.gap(routed.next());
+            }
+            for batch in group.batches {
+                state.route(&batch);
+            }
+            routed = group.head;
+        }
+        if target > routed {
+            state.gap(routed.next());
+        }
+        self.published.store(target.get(), Ordering::Release);
+    }
+
+    /// Registers a watcher of `[lower, upper)` from revision `start` (0: the next one to be
+    /// published). Returns its id, its inbox and its first revision.
+    pub(super) fn register(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        start: Revision,
+        capacity: usize,
+    ) -> (WatcherId, Arc<Inbox>, Revision) {
+        let mut state = self.state.lock();
+        let published = self.published();
+        let from = if start == Revision::ZERO {
+            published.next()
+        } else {
+            start
+        };
+        let inbox = Arc::new(Inbox {
+            state: Mutex::new(InboxState {
+                queue: VecDeque::new(),
+                queued: 0,
+                capacity,
+                behind: (from <= published).then_some(from),
+            }),
+            ready: Condvar::new(),
+            waker: Mutex::new(None),
+        });
+        let id = state.next_id;
+        state.next_id += 1;
+        state.routes.insert(id, lower, upper);
+        state.watchers.insert(
+            id,
+            Registration {
+                inbox: Arc::clone(&inbox),
+                lower: lower.to_vec(),
+                upper: upper.map(<[u8]>::to_vec),
+                from,
+            },
+        );
+        self.watchers.store(state.watchers.len(), Ordering::Release);
+        (id, inbox, from)
+    }
+
+    pub(super) fn unregister(&self, id: WatcherId) {
+        let mut state = self.state.lock();
+        if let Some(registration) = state.watchers.remove(&id) {
+            let upper = registration.upper.as_deref();
+            state.routes.remove(id, &registration.lower, upper);
+        }
+        self.watchers.store(state.watchers.len(), Ordering::Release);
+    }
+
+    /// Hands live delivery back to a watcher that has read the log through `through`, if
+    /// nothing newer has been published meanwhile; otherwise it reads on.
+    pub(super) fn rejoin(&self, inbox: &Inbox, through: Revision) -> bool {
+        let _routing = self.state.lock();
+        if self.published() > through {
+            return false;
+        }
+        inbox.lock().behind = None;
+        true
+    }
+
+    /// Whether the hub holds no registration and routes no key: what dropping every watch
+    /// leaves behind.
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        let state = self.state.lock();
+        state.watchers.is_empty() && state.routes.is_empty()
+    }
+}
+
+impl State {
+    fn route(&self, batch: &Arc<Batch>) {
+        let mut hits: HashMap<WatcherId, Vec<u32>> = HashMap::new();
+        for (position, change) in (0..).zip(&batch.changes) {
+            self.routes
+                .lookup(&change.key, |id| hits.entry(id).or_default().push(position));
+        }
+        for (id, changes) in hits {
+            let Some(registration) = self.watchers.get(&id) else {
+                continue;
+            };
+            if batch.revision >= registration.from {
+                registration.inbox.offer(Delivery {
+                    batch: Arc::clone(batch),
+                    changes,
+                });
+            }
+        }
+    }
+
+    /// Marks every watcher behind from `from`: the hub was not given the changes there. This
+    /// costs O(watchers), but happens only for groups staged while no watcher existed.
+    fn gap(&self, from: Revision) {
+        for registration in self.watchers.values() {
+            registration.inbox.fall_behind(from.max(registration.from));
+        }
+    }
+}
