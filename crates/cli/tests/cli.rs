@@ -310,3 +310,38 @@ fn list_filters_by_selectors_and_rolls_up_at_a_delimiter() {
     let bad_label = revkv(data, &["put", "k", "v", "--label", "bad key=1"]);
     assert!(!bad_label.status.success());
 }
+
+#[test]
+fn history_prints_every_change_since_a_revision_and_refuses_a_compacted_one() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let data = dir.path().join("store");
+    run_json(&data, &["put", "pods/a", "1", "--label", "app=web"]);
+    run_json(&data, &["put", "pods/a", "2", "--label", "app=db"]);
+    run_json(&data, &["put", "other", "x"]);
+    run_json(&data, &["delete", "pods/a"]);
+    let text = revkv(
+        &data,
+        &["history", "--prefix", "pods/", "--since", "1", "--prev"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&text.stdout),
+        "1 PUT pods/a 1\n2 PUT pods/a 2 (prev 1)\n4 DELETE pods/a (prev 2)\n"
+    );
+    let json = revkv(
+        &data,
+        &["history", "--since", "2", "--selector", "app=web", "--json"],
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        [json!({"revision": 2, "type": "DELETE", "key": "pods/a"})]
+    );
+    run_json(&data, &["compact", "--revision", "3"]);
+    let refused = revkv(&data, &["history", "--since", "3", "--json"]);
+    assert!(!refused.status.success());
+    let error: Value = serde_json::from_slice(&refused.stderr).expect("a JSON error");
+    assert_eq!(error["error"]["reason"], "Expired");
+}

@@ -1,6 +1,8 @@
 //! `revkv demo`: lists 100,000 keys in chunks while another thread keeps writing to them, then
 //! checks the chunks against a model built without the store's help: the generated initial
-//! load plus the writer's own log of what it wrote at which revision.
+//! load plus the writer's own log of what it wrote at which revision. Then a client lists and
+//! watches from the next revision while the writer goes on, and must converge on the model of
+//! the writer's last revision.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -8,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use revkv::{Db, Durability, ListOptions, Revision};
+use revkv::{
+    Db, Durability, EventKind, ListOptions, ListPager, Notification, Revision, WatchOptions,
+};
 
 use super::Failure;
 use revkv_bench::load::{self, Rng};
@@ -62,9 +66,112 @@ pub(super) fn run() -> Result<(), Failure> {
     let (listing, changes) = list_while_writing(&db)?;
     let verdict = Verdict::of(&listing, &changes);
     report(load_time, &listing, &changes, &verdict)?;
-    match verdict.difference {
-        Some(difference) => Err(Failure::SnapshotMismatch(difference)),
-        None => Ok(()),
+    if let Some(difference) = verdict.difference {
+        return Err(Failure::SnapshotMismatch(difference));
+    }
+    let (follower, more) = follow_while_writing(&db)?;
+    let all: Vec<Change> = changes.into_iter().chain(more).collect();
+    let head = all
+        .last()
+        .map_or(follower.revision, |change| change.revision);
+    let expected = expected_at(head, &all);
+    let converged = follower.revision == head && follower.state == expected;
+    writeln!(
+        io::stdout().lock(),
+        "\nlist-then-watch: listed {} items at revision {}, then applied {} events of {} \
+         revisions while the writer went on; state at revision {} equals the writer's model: {}",
+        follower.listed,
+        follower.listed_at,
+        follower.events,
+        follower.revisions,
+        follower.revision,
+        if converged { "yes" } else { "NO" },
+    )?;
+    if converged {
+        Ok(())
+    } else {
+        Err(Failure::SnapshotMismatch(format!(
+            "the watching client stopped at revision {} with {} keys; the writer's model has {} at {head}",
+            follower.revision,
+            follower.state.len(),
+            expected.len()
+        )))
+    }
+}
+
+/// A client that listed, then applied a watch's events.
+struct Follower {
+    listed: usize,
+    listed_at: Revision,
+    events: usize,
+    revisions: usize,
+    revision: Revision,
+    state: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+/// Lists the prefix through a pager and watches it from the next revision while another
+/// thread writes for a second, until the writer has stopped and the watch has reached its last
+/// revision. Returns the client and the writer's log.
+fn follow_while_writing(db: &Db) -> revkv::Result<(Follower, Vec<Change>)> {
+    let (stop, finished) = (AtomicBool::new(false), AtomicBool::new(false));
+    thread::scope(|scope| {
+        let writer = scope.spawn(|| write_until(db, &stop));
+        let follower = scope.spawn(|| Follower::list_then_watch(db, &finished));
+        thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        let changes = writer.join();
+        // Set even when the writer failed, or the follower would wait forever.
+        finished.store(true, Ordering::Release);
+        let follower = follower.join();
+        let follower = follower.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let changes = changes.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Ok((follower?, changes?))
+    })
+}
+
+impl Follower {
+    /// Lists, then applies the watch's events until `finished` is set and the watch has
+    /// reached the store's head.
+    fn list_then_watch(db: &Db, finished: &AtomicBool) -> revkv::Result<Follower> {
+        let list = ListPager::new(db.clone())
+            .page_size(LIMIT)
+            .list(&ListOptions::prefix(PREFIX))?;
+        let mut follower = Follower {
+            listed: list.items.len(),
+            listed_at: list.revision,
+            events: 0,
+            revisions: 0,
+            revision: list.revision,
+            state: list
+                .items
+                .into_iter()
+                .map(|entry| (entry.key, entry.value))
+                .collect(),
+        };
+        let mut watch = db.watch(WatchOptions::prefix(PREFIX).start(list.revision.next()))?;
+        while !(finished.load(Ordering::Acquire) && follower.revision >= db.current_revision()) {
+            watch.request_progress();
+            match watch.next_timeout(Duration::from_millis(100))? {
+                Some(Notification::Changes { revision, events }) => {
+                    follower.revisions += 1;
+                    follower.events += events.len();
+                    for event in events {
+                        match (event.kind, event.entry) {
+                            (EventKind::Put, Some(entry)) => {
+                                follower.state.insert(event.key, entry.value);
+                            }
+                            _ => {
+                                follower.state.remove(&event.key);
+                            }
+                        }
+                    }
+                    follower.revision = revision;
+                }
+                Some(Notification::Progress { revision }) => follower.revision = revision,
+                _ => {}
+            }
+        }
+        Ok(follower)
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod compact;
 mod demo;
+mod history;
 mod output;
 mod verify;
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
-use revkv::{Db, Durability, ListOptions, Options, Put, Retention, Revision};
+use revkv::{Db, Durability, ListOptions, Options, Put, Retention, Revision, WatchOptions};
 
 pub use output::error_line;
 
@@ -59,6 +60,9 @@ enum Command {
     },
     /// Prints one chunk of a key range, with the token that continues it.
     List(ListArgs),
+    /// Prints every change since revision R (inclusive), in revision order, one per line: the
+    /// log a watch from R replays. Fails with Expired at or below the compacted revision.
+    History(HistoryArgs),
     /// Writes COUNT generated keys, PREFIX followed by an 8-digit index, in batches.
     Load {
         #[arg(long)]
@@ -98,17 +102,43 @@ enum Command {
     },
 }
 
+/// The keys a command reads: a prefix, a range, or all of them.
 #[derive(Args)]
-struct ListArgs {
-    /// Lists the keys that start with P.
+struct KeyRange {
+    /// The keys that start with P.
     #[arg(long, value_name = "P", conflicts_with_all = ["from", "to"])]
     prefix: Option<String>,
-    /// Lists from this key (included); to the end of the key space unless --to is given.
+    /// From this key (included); to the end of the key space unless --to is given.
     #[arg(long, value_name = "KEY")]
     from: Option<String>,
-    /// Lists up to this key (excluded).
+    /// Up to this key (excluded).
     #[arg(long, value_name = "KEY")]
     to: Option<String>,
+}
+
+/// The constructors of a request over a [`KeyRange`]: `ListOptions`' or `WatchOptions`'.
+struct RangeConstructors<T> {
+    prefix: fn(String) -> T,
+    range: fn(String, String) -> T,
+    from: fn(String) -> T,
+    all: fn() -> T,
+}
+
+impl KeyRange {
+    fn build<T>(self, make: RangeConstructors<T>) -> T {
+        match (self.prefix, self.from, self.to) {
+            (Some(prefix), _, _) => (make.prefix)(prefix),
+            (None, from, Some(to)) => (make.range)(from.unwrap_or_default(), to),
+            (None, Some(from), None) => (make.from)(from),
+            (None, None, None) => (make.all)(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    keys: KeyRange,
     /// The most entries in this chunk.
     #[arg(long, value_name = "N", default_value_t = 100)]
     limit: usize,
@@ -141,6 +171,44 @@ struct ListArgs {
     json: bool,
 }
 
+#[derive(Args)]
+struct HistoryArgs {
+    #[command(flatten)]
+    keys: KeyRange,
+    /// The first revision whose changes are printed.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..).map(Revision::new))]
+    since: Revision,
+    /// Only changes to entries whose labels match; a put that leaves the selector prints as a
+    /// delete, one that enters it as a put.
+    #[arg(long, value_name = "SELECTOR")]
+    selector: Option<String>,
+    /// Also prints each key's previous entry.
+    #[arg(long)]
+    prev: bool,
+    /// Prints JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl HistoryArgs {
+    fn into_options(self) -> revkv::Result<WatchOptions> {
+        let options = self
+            .keys
+            .build(RangeConstructors {
+                prefix: WatchOptions::prefix,
+                range: WatchOptions::range,
+                from: WatchOptions::from,
+                all: WatchOptions::all,
+            })
+            .start(self.since)
+            .prev_entry(self.prev);
+        Ok(match self.selector {
+            Some(selector) => options.label_selector(selector.parse()?),
+            None => options,
+        })
+    }
+}
+
 /// Splits `KEY=VALUE` at its first `=`.
 fn key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
@@ -157,6 +225,7 @@ impl Cli {
     pub fn wants_json(&self) -> bool {
         match &self.command {
             Command::List(args) => args.json,
+            Command::History(args) => args.json,
             Command::Stat { json } => *json,
             Command::Verify { json } => *json,
             _ => false,
@@ -166,14 +235,16 @@ impl Cli {
 
 impl ListArgs {
     fn into_options(self) -> revkv::Result<ListOptions> {
-        let mut options = match (self.prefix, self.from, self.to) {
-            (Some(prefix), _, _) => ListOptions::prefix(prefix),
-            (None, from, Some(to)) => ListOptions::range(from.unwrap_or_default(), to),
-            (None, Some(from), None) => ListOptions::from(from),
-            (None, None, None) => ListOptions::all(),
-        }
-        .limit(self.limit)
-        .reverse(self.reverse);
+        let mut options = self
+            .keys
+            .build(RangeConstructors {
+                prefix: ListOptions::prefix,
+                range: ListOptions::range,
+                from: ListOptions::from,
+                all: ListOptions::all,
+            })
+            .limit(self.limit)
+            .reverse(self.reverse);
         if let Some(token) = self.continue_token {
             options = options.continue_token(token);
         }
@@ -235,6 +306,12 @@ pub fn run(args: Cli) -> Result<(), Failure> {
             let options = list.into_options()?;
             let page = open(store)?.list(&options)?;
             output::print_page(&page, json, reverse)
+        }
+        Command::History(history) => {
+            let json = history.json;
+            let options = history.into_options()?;
+            // Nothing else writes to the store while this process holds it, nor compacts it.
+            history::print(&open(store.retention(Retention::Manual))?, options, json)
         }
         Command::Load {
             count,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use base64::prelude::{Engine, BASE64_STANDARD};
-use revkv::{Entry, ListPage, Revision, Stat};
+use revkv::{Entry, Event, EventKind, ListPage, Revision, Stat};
 use serde::Serialize;
 
 use super::Failure;
@@ -125,6 +125,62 @@ struct ErrorBody<'a> {
     message: String,
     #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
     continue_token: Option<&'a str>,
+}
+
+/// One change as `history --json` prints it.
+#[derive(Serialize)]
+struct EventJson<'a> {
+    revision: Revision,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry: Option<EntryJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prev: Option<EntryJson<'a>>,
+}
+
+fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Put => "PUT",
+        EventKind::Delete => "DELETE",
+    }
+}
+
+/// Prints one change per line: `REVISION PUT KEY VALUE` or `REVISION DELETE KEY`, followed by
+/// `(prev VALUE)` when the previous entry was asked for and existed; or one JSON object.
+pub(super) fn print_event(event: &Event, json: bool) -> Result<(), Failure> {
+    if json {
+        let (key, key_base64) = text_or_base64(&event.key);
+        return print_json(&EventJson {
+            revision: event.revision,
+            kind: kind_name(event.kind),
+            key,
+            key_base64,
+            entry: event.entry.as_ref().map(EntryJson::new),
+            prev: event.prev.as_ref().map(EntryJson::new),
+        });
+    }
+    let mut line = format!(
+        "{} {} {}",
+        event.revision,
+        kind_name(event.kind),
+        printable(&event.key)
+    );
+    if let Some(entry) = &event.entry {
+        line = format!("{line} {}", truncate(printable(&entry.value), VALUE_WIDTH));
+    }
+    if let Some(prev) = &event.prev {
+        line = format!(
+            "{line} (prev {})",
+            truncate(printable(&prev.value), VALUE_WIDTH)
+        );
+    }
+    writeln!(io::stdout().lock(), "{line}")?;
+    Ok(())
 }
 
 /// Prints `value` as one line of JSON.

@@ -1,0 +1,172 @@
+//! Watch delivery: commit-to-delivery latency, events delivered per second, and write
+//! throughput with watchers attached against none.
+//!
+//! `cargo bench --bench watch`. For 1, 100 and 1,000 watchers, on disjoint prefixes (each
+//! watches its own `w/NNNN/`, and every write goes to one of them) and on one overlapping
+//! prefix (every watcher watches every write), `REVKV_WATCH_WRITERS` threads (1 by default)
+//! make durable puts for `REVKV_WATCH_SECS` seconds (3), while one thread per 100 watchers
+//! (at least one) drains them. It prints p50/p99 of the time from a put's return to its
+//! delivery, the events delivered per second, and puts per second against the same run with
+//! no watcher. A delivery that beats the put's own return counts as 0.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use revkv::{Db, Durability, Notification, Retention, Watch, WatchOptions};
+
+use common::{nearest_rank, size_from_env};
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Watchers one draining thread serves.
+const PER_DRAINER: usize = 100;
+
+#[derive(Clone, Copy)]
+enum Layout {
+    Disjoint,
+    Overlapping,
+}
+
+struct Figures {
+    puts_per_sec: f64,
+    latencies: Vec<Duration>,
+    events_per_sec: f64,
+}
+
+fn prefix(layout: Layout, watcher: usize) -> String {
+    match layout {
+        Layout::Disjoint => format!("w/{watcher:04}/"),
+        Layout::Overlapping => "w/".to_owned(),
+    }
+}
+
+/// Runs writers for `duration` with `watchers` watchers attached.
+fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duration) -> Figures {
+    // Each put's value is the time it returned, in ns since `epoch`, written after the put.
+    let epoch = Instant::now();
+    let returned: Vec<AtomicU64> = (0..1u64 << 20).map(|_| AtomicU64::new(0)).collect();
+    let mut watches: Vec<Watch> = (0..watchers)
+        .map(|watcher| {
+            db.watch(WatchOptions::prefix(prefix(layout, watcher)))
+                .expect("watch")
+        })
+        .collect();
+    let done = AtomicBool::new(false);
+    let puts = AtomicU64::new(0);
+    let latencies = Mutex::new(Vec::new());
+    let delivered = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for group in watches.chunks_mut(PER_DRAINER) {
+            let (done, returned, latencies, delivered) = (&done, &returned, &latencies, &delivered);
+            scope.spawn(move || {
+                let mut seen = Vec::new();
+                while !done.load(Ordering::Acquire) {
+                    let mut idle = true;
+                    for watch in group.iter_mut() {
+                        while let Some(Notification::Changes { events, .. }) =
+                            watch.try_next().expect("watch")
+                        {
+                            idle = false;
+                            let now = epoch.elapsed();
+                            for event in events {
+                                let at = event.revision.get() as usize % returned.len();
+                                // 0: delivered before the put even returned.
+                                let put_returned = returned[at].load(Ordering::Acquire);
+                                seen.push(match put_returned {
+                                    0 => Duration::ZERO,
+                                    ns => now.saturating_sub(Duration::from_nanos(ns)),
+                                });
+                                delivered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    if idle {
+                        group[0].next_timeout(Duration::from_millis(1)).ok();
+                    }
+                }
+                latencies.lock().expect("latencies").extend(seen);
+            });
+        }
+        let started = Instant::now();
+        let writer_threads: Vec<_> = (0..writers)
+            .map(|writer| {
+                let (puts, returned) = (&puts, &returned);
+                scope.spawn(move || {
+                    for i in 0u64.. {
+                        if started.elapsed() >= duration {
+                            break;
+                        }
+                        let watcher = (i * writers + writer) as usize % watchers.max(1);
+                        let key = format!("{}{i:08}-{writer}", prefix(Layout::Disjoint, watcher));
+                        let revision = db.put(key, "v").expect("put");
+                        let at = revision.get() as usize % returned.len();
+                        returned[at].store(epoch.elapsed().as_nanos() as u64, Ordering::Release);
+                        puts.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        for writer in writer_threads {
+            writer.join().expect("writer");
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        // Let the drainers catch up before they stop.
+        std::thread::sleep(Duration::from_millis(200));
+        done.store(true, Ordering::Release);
+        let puts = puts.load(Ordering::Relaxed) as f64;
+        let mut latencies = latencies.lock().expect("latencies").clone();
+        latencies.sort_unstable();
+        let events = delivered.load(Ordering::Relaxed) as f64;
+        Figures {
+            puts_per_sec: puts / elapsed,
+            latencies,
+            events_per_sec: events / elapsed,
+        }
+    })
+}
+
+fn main() {
+    let writers = size_from_env("REVKV_WATCH_WRITERS", 1);
+    let duration = Duration::from_secs(size_from_env("REVKV_WATCH_SECS", 3));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = Db::options()
+        .durability(Durability::Immediate)
+        .retention(Retention::Manual)
+        .open(dir.path())
+        .expect("open");
+    let baseline = run(&db, 0, Layout::Disjoint, writers, duration).puts_per_sec;
+    println!(
+        "{writers} durable writer(s), {} s per run; no watcher: {baseline:.0} puts/s",
+        duration.as_secs()
+    );
+    println!("layout       watchers  p50 ms  p99 ms  events/s  puts/s  vs none");
+    for layout in [Layout::Disjoint, Layout::Overlapping] {
+        for watchers in [1, 100, 1000] {
+            let figures = run(&db, watchers, layout, writers, duration);
+            let p = |fraction| {
+                if figures.latencies.is_empty() {
+                    f64::NAN
+                } else {
+                    nearest_rank(&figures.latencies, fraction).as_secs_f64() * 1e3
+                }
+            };
+            let name = match layout {
+                Layout::Disjoint => "disjoint",
+                Layout::Overlapping => "overlapping",
+            };
+            println!(
+                "{name:<12} {watchers:>8}  {:>6.3}  {:>6.3}  {:>8.0}  {:>6.0}  {:>6.0}%",
+                p(0.5),
+                p(0.99),
+                figures.events_per_sec,
+                figures.puts_per_sec,
+                100.0 * figures.puts_per_sec / baseline
+            );
+        }
+    }
+}
