@@ -7,7 +7,7 @@
 //! make durable puts for `REVKV_WATCH_SECS` seconds (3), while one thread per 100 watchers
 //! (at least one) drains them. It prints p50/p99 of the time from a put's return to its
 //! delivery, the events delivered per second, and puts per second against the same run with
-//! no watcher. A delivery that beats the put's own return counts as 0.
+//! no watcher measured just before. A delivery that beats the put's own return counts as 0.
 
 mod common;
 
@@ -60,33 +60,37 @@ fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duratio
     let puts = AtomicU64::new(0);
     let latencies = Mutex::new(Vec::new());
     let delivered = AtomicU64::new(0);
-    std::thread::scope(|scope| {
+    let elapsed = std::thread::scope(|scope| {
         for group in watches.chunks_mut(PER_DRAINER) {
             let (done, returned, latencies, delivered) = (&done, &returned, &latencies, &delivered);
             scope.spawn(move || {
                 let mut seen = Vec::new();
+                let mut record = |notification: Option<Notification>| {
+                    let Some(Notification::Changes { events, .. }) = notification else {
+                        return false;
+                    };
+                    let now = epoch.elapsed();
+                    for event in events {
+                        let at = event.revision.get() as usize % returned.len();
+                        // 0: delivered before the put even returned.
+                        seen.push(match returned[at].load(Ordering::Acquire) {
+                            0 => Duration::ZERO,
+                            ns => now.saturating_sub(Duration::from_nanos(ns)),
+                        });
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    true
+                };
                 while !done.load(Ordering::Acquire) {
                     let mut idle = true;
                     for watch in group.iter_mut() {
-                        while let Some(Notification::Changes { events, .. }) =
-                            watch.try_next().expect("watch")
-                        {
+                        while record(watch.try_next().expect("watch")) {
                             idle = false;
-                            let now = epoch.elapsed();
-                            for event in events {
-                                let at = event.revision.get() as usize % returned.len();
-                                // 0: delivered before the put even returned.
-                                let put_returned = returned[at].load(Ordering::Acquire);
-                                seen.push(match put_returned {
-                                    0 => Duration::ZERO,
-                                    ns => now.saturating_sub(Duration::from_nanos(ns)),
-                                });
-                                delivered.fetch_add(1, Ordering::Relaxed);
-                            }
                         }
                     }
                     if idle {
-                        group[0].next_timeout(Duration::from_millis(1)).ok();
+                        let waited = group[0].next_timeout(Duration::from_millis(1));
+                        record(waited.expect("watch"));
                     }
                 }
                 latencies.lock().expect("latencies").extend(seen);
@@ -114,20 +118,20 @@ fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duratio
         for writer in writer_threads {
             writer.join().expect("writer");
         }
-        let elapsed = started.elapsed().as_secs_f64();
+        let elapsed = started.elapsed();
         // Let the drainers catch up before they stop.
         std::thread::sleep(Duration::from_millis(200));
         done.store(true, Ordering::Release);
-        let puts = puts.load(Ordering::Relaxed) as f64;
-        let mut latencies = latencies.lock().expect("latencies").clone();
-        latencies.sort_unstable();
-        let events = delivered.load(Ordering::Relaxed) as f64;
-        Figures {
-            puts_per_sec: puts / elapsed,
-            latencies,
-            events_per_sec: events / elapsed,
-        }
-    })
+        elapsed
+    });
+    let elapsed = elapsed.as_secs_f64();
+    let mut latencies = latencies.into_inner().expect("latencies");
+    latencies.sort_unstable();
+    Figures {
+        puts_per_sec: puts.load(Ordering::Relaxed) as f64 / elapsed,
+        latencies,
+        events_per_sec: delivered.load(Ordering::Relaxed) as f64 / elapsed,
+    }
 }
 
 fn main() {
@@ -139,14 +143,15 @@ fn main() {
         .retention(Retention::Manual)
         .open(dir.path())
         .expect("open");
-    let baseline = run(&db, 0, Layout::Disjoint, writers, duration).puts_per_sec;
     println!(
-        "{writers} durable writer(s), {} s per run; no watcher: {baseline:.0} puts/s",
+        "{writers} durable writer(s), {} s per run",
         duration.as_secs()
     );
-    println!("layout       watchers  p50 ms  p99 ms  events/s  puts/s  vs none");
+    println!("layout       watchers  p50 ms  p99 ms  events/s  puts/s  none puts/s  vs none");
     for layout in [Layout::Disjoint, Layout::Overlapping] {
         for watchers in [1, 100, 1000] {
+            // Measured right before, so that both share the machine's state of the moment.
+            let baseline = run(&db, 0, layout, writers, duration).puts_per_sec;
             let figures = run(&db, watchers, layout, writers, duration);
             let p = |fraction| {
                 if figures.latencies.is_empty() {
@@ -160,7 +165,7 @@ fn main() {
                 Layout::Overlapping => "overlapping",
             };
             println!(
-                "{name:<12} {watchers:>8}  {:>6.3}  {:>6.3}  {:>8.0}  {:>6.0}  {:>6.0}%",
+                "{name:<12} {watchers:>8}  {:>6.3}  {:>6.3}  {:>8.0}  {:>6.0}  {baseline:>11.0}  {:>6.0}%",
                 p(0.5),
                 p(0.99),
                 figures.events_per_sec,
