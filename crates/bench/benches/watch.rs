@@ -1,7 +1,7 @@
 //! Watch delivery: commit-to-delivery latency, events delivered per second, and write
 //! throughput with watchers attached against none.
 //!
-//! `cargo bench --bench watch`. For 1, 100 and 1,000 watchers, on disjoint prefixes (each
+//! `cargo bench -p revkv-bench --bench watch`. For 1, 100 and 1,000 watchers, on disjoint prefixes (each
 //! watches its own `w/NNNN/`, and every write goes to one of them) and on one overlapping
 //! prefix (every watcher watches every write), `REVKV_WATCH_WRITERS` threads (1 by default)
 //! make durable puts for `REVKV_WATCH_SECS` seconds (3), while one thread per 100 watchers
