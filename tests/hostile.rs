@@ -2,7 +2,9 @@
 //! stay exact, and every hostile request gets a typed error or a correct answer.
 //!
 //! Hostile threads start lists at old revisions and abandon them (each leaves a snapshot to
-//! pin), continue some of them later, and read whole collections at old revisions. Beside them honest writers change their own keys and honest listers
+//! pin), continue some of them later, read whole collections at old revisions, present forged,
+//! truncated, garbage and foreign continue tokens, write past every limit, and ask for the
+//! largest pages there are. Beside them honest writers change their own keys and honest listers
 //! page through those keys at the current revision; every honest list is checked against a model
 //! of the store at its revision. A monitor samples the snapshot cache's charge and the process's
 //! resident memory throughout.
@@ -22,11 +24,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use proptest::prelude::RngExt as _;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 use revkv::{
-    Db, Durability, Entry, ListOptions, ListPage, Op, Retention, Revision, Txn,
-    DEFAULT_MAX_PAGE_BYTES,
+    Db, Durability, Entry, Error, ListOptions, ListPage, Op, Put, Retention, Revision,
+    TokenRejection, Txn, DEFAULT_MAX_PAGE_BYTES,
 };
 
 /// Keys of the collection hostile clients read at old revisions.
@@ -34,12 +38,20 @@ const BULK_KEYS: usize = 30_000;
 const BULK: &str = "bulk/";
 /// The bulk keys `bulk/00000` to `bulk/09999`: at most one page of the largest size.
 const BULK_TENTH: &str = "bulk/0";
+/// The length of every value but the large ones.
 const VALUE_LEN: usize = 64;
 /// Revisions of churn over the bulk keys before any client starts: the history that lists at
 /// old revisions reach back into.
 const CHURN_REVISIONS: usize = 20_000;
 const CHURN_KEYS_PER_REVISION: usize = 3;
 const CHURN_WRITERS: usize = 8;
+/// Values large enough that each is stored in parts, and that a page of all of them is
+/// megabytes.
+const LARGE: &str = "large/";
+const LARGE_KEYS: usize = 16;
+const LARGE_VALUE_LEN: usize = 128 * 1024;
+/// The byte budget of the small pages hostile clients ask for of the large values: two each.
+const SMALL_PAGE_BYTES: usize = 200 * 1024;
 /// Keys the honest writers change (each its own) and the honest listers page through.
 const HONEST: &str = "honest/";
 const HONEST_WRITERS: usize = 2;
@@ -49,6 +61,9 @@ const HONEST_WRITE_KEYS: usize = 4;
 const HONEST_LISTERS: usize = 2;
 const HONEST_LIMIT: usize = 40;
 const HONEST_WRITE_PAUSE: Duration = Duration::from_millis(1);
+/// Keys the oversized writes name; none may ever exist.
+const HOSTILE: &str = "hostile/";
+
 /// What the snapshot cache may be charged. A view at an old revision is charged about a whole
 /// tree of the bulk keys (~5 MiB), so hostile lists overflow it at once.
 const PINNED_BUDGET: usize = 8 << 20;
@@ -56,6 +71,10 @@ const MAX_PAGE_SIZE: usize = 10_000;
 /// More than the whole store (~70 MB on disk): sled's cache is full of it before any client
 /// starts, so that the scans of old records that rebuilds make add nothing to it.
 const SLED_CACHE_BYTES: u64 = 256 << 20;
+/// The pause between the requests of the hostile clients that test refusals and page bounds:
+/// they are here to be answered correctly, not to flood the two cores that the clients pinning
+/// snapshots need.
+const REFUSAL_PAUSE: Duration = Duration::from_millis(2);
 /// How long each run of clients lasts: honest clients alone, then with hostile ones. Long
 /// enough in a release build for pins that were not bounded to show in resident memory (see
 /// [`resident_growth_bound`]); shorter in a debug build, where every request costs several
@@ -74,9 +93,13 @@ fn resident_growth_bound(honest_writes: u64) -> usize {
         // The one rebuild that runs: at most a whole tree of the bulk keys (31–37 bytes of nodes
         // a key) and a new key allocation for every key it puts back.
         + BULK_KEYS * 128
-        // In the thread that reads pages of the largest size, a page of 10,000 bulk entries
-        // (~256 bytes each with their allocations) and the records the chunk read for it.
-        + 2 * MAX_PAGE_SIZE * 256
+        // In each of the two threads that read pages of the largest size, a page of 10,000 bulk
+        // entries (~256 bytes each with their allocations, more than every large value
+        // together) and the records the chunk read for it.
+        + 2 * 2 * MAX_PAGE_SIZE * 256
+        // An oversized transaction, built in full before it is refused.
+        + revkv::MAX_TXN_BYTES
+        + revkv::MAX_VALUE_LEN
         // What sled and the model keep of the honest writes: a record, a latest pointer and a
         // model entry for every key written, within ~256 bytes.
         + honest_writes as usize * HONEST_WRITE_KEYS * 256
@@ -88,14 +111,14 @@ fn resident_growth_bound(honest_writes: u64) -> usize {
 /// the write that made it.
 type Stamp = u64;
 
-/// The value a put with `stamp` writes.
-fn value(stamp: Stamp) -> Vec<u8> {
-    stamp
-        .to_be_bytes()
-        .into_iter()
-        .cycle()
-        .take(VALUE_LEN)
-        .collect()
+/// The value a put with `stamp` writes to `key`.
+fn value(key: &[u8], stamp: Stamp) -> Vec<u8> {
+    let len = if key.starts_with(LARGE.as_bytes()) {
+        LARGE_VALUE_LEN
+    } else {
+        VALUE_LEN
+    };
+    stamp.to_be_bytes().into_iter().cycle().take(len).collect()
 }
 
 fn bulk_key(i: usize) -> Vec<u8> {
@@ -128,7 +151,7 @@ impl Stamps {
 /// Commits `writes` as one transaction; every one changes something, so it takes a revision.
 fn commit(db: &Db, writes: &[Write]) -> Revision {
     let ops = writes.iter().map(|(key, stamp)| match stamp {
-        Some(stamp) => Op::put(key.clone(), value(*stamp)),
+        Some(stamp) => Op::put(key.clone(), value(key, *stamp)),
         None => Op::delete(key.clone()),
     });
     let response = db.txn(Txn::new().then(ops)).expect("a write commits");
@@ -189,7 +212,7 @@ impl History {
             .map_or(0, |deleted| deleted + 1);
         Entry {
             key: key.to_vec(),
-            value: value(stamp),
+            value: value(key, stamp),
             create_revision: known[born].0,
             mod_revision,
             version: (known.len() - born) as u64,
@@ -375,7 +398,7 @@ impl<'m> ListCheck<'m> {
     }
 
     /// Reads the first chunk of `request` at `revision` (the current one when `None`) and
-    /// checks it against the setup's model, which holds every bulk key.
+    /// checks it against the setup's model, which holds every bulk and large key.
     fn start(
         fixture: &'m Fixture,
         request: Request,
@@ -444,11 +467,13 @@ fn resident_bytes() -> usize {
 /// The store, the models, and what hostile clients abuse.
 struct Fixture {
     db: Db,
-    /// The bulk keys, which only the setup writes.
+    /// The bulk and large keys, which only the setup writes.
     setup: History,
     /// The churn's revisions: lists at old revisions go back as far as its first.
     churn: std::ops::Range<u64>,
     honest: Recorded,
+    /// A genuine token of the bulk list from another store.
+    foreign_token: String,
 }
 
 impl Fixture {
@@ -481,6 +506,10 @@ impl Fixture {
             let writes: Vec<_> = chunk.iter().map(|key| stamps.put(key.clone())).collect();
             record(commit(&db, &writes), &writes);
         }
+        let large: Vec<_> = (0..LARGE_KEYS)
+            .map(|i| stamps.put(format!("{LARGE}{i:02}").into_bytes()))
+            .collect();
+        record(commit(&db, &large), &large);
         let first_old = db.current_revision().get();
         // Concurrent writers fill commit groups; a lone writer waits for company every time.
         thread::scope(|scope| {
@@ -490,11 +519,21 @@ impl Fixture {
             }
         });
         let head = db.current_revision();
+        let foreign = Db::temporary().expect("another temporary store opens");
+        for i in 0..10 {
+            foreign.put(bulk_key(i), "v").expect("a foreign write");
+        }
+        let foreign_token = foreign
+            .list(&Request::new(BULK, 3).options())
+            .expect("a foreign list")
+            .continue_token
+            .expect("a foreign list with chunks left");
         Fixture {
             db,
             setup: setup.into_inner().expect("no setup writer panicked"),
             churn: first_old..head.get() + 1,
             honest: Recorded::after(head),
+            foreign_token,
         }
     }
 
@@ -613,6 +652,443 @@ fn whole_old_lists(fixture: &Fixture, stop: &AtomicBool) -> Tally {
             let revision = fixture.old_revision(&mut rng);
             ListCheck::page_through(fixture, Request::new(prefix, MAX_PAGE_SIZE), Some(revision));
             tally.count(kind);
+        }
+    });
+    tally
+}
+
+/// A continue token's fields (DESIGN.md §5): version, flags, store id, run, revision, request
+/// hint, position, then the tag and a crc32 of everything before. A client without the store's
+/// secret can change any field and mend the crc, but not the tag.
+struct Forgery {
+    /// The bytes the tag covers.
+    body: Vec<u8>,
+    tag: Vec<u8>,
+}
+
+impl Forgery {
+    const VERSION: std::ops::Range<usize> = 0..1;
+    const FLAGS: std::ops::Range<usize> = 1..2;
+    const STORE: std::ops::Range<usize> = 2..10;
+    const RUN: std::ops::Range<usize> = 10..18;
+    const REVISION: std::ops::Range<usize> = 18..26;
+    const HINT: std::ops::Range<usize> = 26..30;
+    /// Where the position starts in a token of a list that no `Expired` moved on.
+    const POSITION: usize = 30;
+    const TAG_LEN: usize = 16;
+
+    fn of(token: &str) -> Self {
+        let mut body = URL_SAFE_NO_PAD
+            .decode(token)
+            .expect("a genuine token is base64");
+        body.truncate(body.len() - 4);
+        let tag = body.split_off(body.len() - Self::TAG_LEN);
+        Forgery { body, tag }
+    }
+
+    fn revision(&self) -> Revision {
+        let bytes = self.body[Self::REVISION].try_into().expect("eight bytes");
+        Revision::new(u64::from_be_bytes(bytes))
+    }
+
+    fn position(&self) -> &[u8] {
+        &self.body[Self::POSITION..]
+    }
+
+    fn with(mut self, field: std::ops::Range<usize>, bytes: &[u8]) -> Self {
+        self.body.splice(field, bytes.iter().copied());
+        self
+    }
+
+    /// Flips the low bit of the field's last byte.
+    fn altered(self, field: std::ops::Range<usize>) -> Self {
+        let mut bytes = self.body[field.clone()].to_vec();
+        *bytes.last_mut().expect("fields are not empty") ^= 1;
+        self.with(field, &bytes)
+    }
+
+    fn with_position(self, position: &[u8]) -> Self {
+        let end = self.body.len();
+        self.with(Self::POSITION..end, position)
+    }
+
+    /// The token with its tag as it was, and a crc that matches.
+    fn seal(self) -> String {
+        let mut bytes = [self.body, self.tag].concat();
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_be_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+}
+
+/// A bad continue token, or a good one presented with a request it does not belong to.
+#[derive(Clone, Copy, Debug)]
+enum Abuse {
+    Truncated,
+    Garbage,
+    Huge,
+    AlteredCharacter,
+    OtherStoresToken,
+    OtherStoreId,
+    UnknownRun,
+    ZeroRevision,
+    UnknownVersion,
+    UnknownFlags,
+    PositionTooLong,
+    NoPosition,
+    OtherHint,
+    OtherRequest,
+    ContradictingRevision,
+    ForgedRevision,
+    ForgedPosition,
+    ForgedPositionOutsideRange,
+    ForgedMove,
+    ForgedTag,
+    /// The genuine token once more, with another page size: a correct chunk again.
+    Replayed,
+}
+
+const ABUSES: [Abuse; 21] = [
+    Abuse::Truncated,
+    Abuse::Garbage,
+    Abuse::Huge,
+    Abuse::AlteredCharacter,
+    Abuse::OtherStoresToken,
+    Abuse::OtherStoreId,
+    Abuse::UnknownRun,
+    Abuse::ZeroRevision,
+    Abuse::UnknownVersion,
+    Abuse::UnknownFlags,
+    Abuse::PositionTooLong,
+    Abuse::NoPosition,
+    Abuse::OtherHint,
+    Abuse::OtherRequest,
+    Abuse::ContradictingRevision,
+    Abuse::ForgedRevision,
+    Abuse::ForgedPosition,
+    Abuse::ForgedPositionOutsideRange,
+    Abuse::ForgedMove,
+    Abuse::ForgedTag,
+    Abuse::Replayed,
+];
+
+/// What the store must answer.
+#[derive(Debug)]
+enum Expected {
+    /// `InvalidContinueToken` for one of these reasons.
+    Rejected(&'static [TokenRejection]),
+    /// A correct chunk of this request, from the genuine token's position at its revision.
+    Chunk(Request),
+}
+
+/// Presents every kind of bad continue token, each made from a genuine one.
+fn bad_tokens(fixture: &Fixture, stop: &AtomicBool) -> Tally {
+    use TokenRejection::*;
+    let mut rng = rng(4);
+    let mut tally = Tally::default();
+    let request = Request::new(BULK, 5);
+    rounds(stop, || {
+        let (_, token) = ListCheck::start(fixture, request, None);
+        let token = token.expect("the bulk keys fill more than a chunk");
+        let genuine = || Forgery::of(&token);
+        let revision = genuine().revision();
+        for abuse in ABUSES {
+            let mut options = request.options();
+            let (presented, expected) = match abuse {
+                Abuse::Truncated => (
+                    token[..rng.random_range(0..token.len())].to_owned(),
+                    Expected::Rejected(&[BadLength, NotBase64, ChecksumMismatch]),
+                ),
+                Abuse::Garbage => {
+                    let alphabet =
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/%";
+                    let garbage = (0..rng.random_range(0..token.len() * 2))
+                        .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
+                        .collect();
+                    (
+                        garbage,
+                        Expected::Rejected(&[BadLength, NotBase64, ChecksumMismatch]),
+                    )
+                }
+                Abuse::Huge => ("A".repeat(1 << 20), Expected::Rejected(&[BadLength])),
+                Abuse::AlteredCharacter => {
+                    // Not the last character, which may carry nothing but padding bits.
+                    let mut altered = token.clone().into_bytes();
+                    let at = rng.random_range(0..altered.len() - 1);
+                    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+                    (
+                        String::from_utf8(altered).expect("base64 is ASCII"),
+                        Expected::Rejected(&[ChecksumMismatch]),
+                    )
+                }
+                Abuse::OtherStoresToken => (
+                    fixture.foreign_token.clone(),
+                    Expected::Rejected(&[ForeignStore]),
+                ),
+                Abuse::OtherStoreId => (
+                    genuine().altered(Forgery::STORE).seal(),
+                    Expected::Rejected(&[ForeignStore]),
+                ),
+                Abuse::UnknownRun => (
+                    genuine().altered(Forgery::RUN).seal(),
+                    Expected::Rejected(&[ForeignStore]),
+                ),
+                Abuse::ZeroRevision => (
+                    genuine().with(Forgery::REVISION, &[0; 8]).seal(),
+                    Expected::Rejected(&[ZeroRevision]),
+                ),
+                Abuse::UnknownVersion => (
+                    genuine().altered(Forgery::VERSION).seal(),
+                    Expected::Rejected(&[UnknownVersion]),
+                ),
+                Abuse::UnknownFlags => (
+                    genuine().with(Forgery::FLAGS, &[0x80]).seal(),
+                    Expected::Rejected(&[UnknownVersion]),
+                ),
+                Abuse::PositionTooLong => (
+                    genuine()
+                        .with_position(&[b'b'; revkv::MAX_KEY_LEN + 1])
+                        .seal(),
+                    Expected::Rejected(&[BadLength]),
+                ),
+                Abuse::NoPosition => (
+                    genuine().with_position(b"").seal(),
+                    Expected::Rejected(&[BadLength]),
+                ),
+                Abuse::OtherHint => (
+                    genuine().altered(Forgery::HINT).seal(),
+                    Expected::Rejected(&[ForeignRequest]),
+                ),
+                Abuse::OtherRequest => {
+                    options = Request::new(BULK_TENTH, 5).options();
+                    (token.clone(), Expected::Rejected(&[ForeignRequest]))
+                }
+                Abuse::ContradictingRevision => {
+                    options = options.revision(Revision::new(revision.get() - 1));
+                    (token.clone(), Expected::Rejected(&[RevisionMismatch]))
+                }
+                Abuse::ForgedRevision => {
+                    // An older revision of the store, or one it has not reached.
+                    let forged = if rng.random_ratio(50, 100) {
+                        fixture.churn.start
+                    } else {
+                        revision.get() + 1_000_000_000
+                    };
+                    (
+                        genuine()
+                            .with(Forgery::REVISION, &forged.to_be_bytes())
+                            .seal(),
+                        Expected::Rejected(&[Forged]),
+                    )
+                }
+                Abuse::ForgedPosition => {
+                    // A key of the list, or a position between two of them.
+                    let mut key = bulk_key(rng.random_range(0..BULK_KEYS));
+                    if rng.random_ratio(50, 100) {
+                        key.push(b'~');
+                    }
+                    (
+                        genuine().with_position(&key).seal(),
+                        Expected::Rejected(&[Forged]),
+                    )
+                }
+                Abuse::ForgedPositionOutsideRange => (
+                    genuine().with_position(b"zzz").seal(),
+                    Expected::Rejected(&[Forged]),
+                ),
+                Abuse::ForgedMove => {
+                    // The list claims to have moved on from the revision it started at.
+                    let mut forged = genuine();
+                    let started_at = (revision.get() - 1).to_be_bytes();
+                    forged
+                        .body
+                        .splice(Forgery::POSITION..Forgery::POSITION, started_at);
+                    (
+                        forged.with(Forgery::FLAGS, &[1]).seal(),
+                        Expected::Rejected(&[Forged]),
+                    )
+                }
+                Abuse::ForgedTag => {
+                    let mut forged = genuine();
+                    forged.tag[rng.random_range(0..Forgery::TAG_LEN)] ^= 1;
+                    (forged.seal(), Expected::Rejected(&[Forged]))
+                }
+                Abuse::Replayed => {
+                    let other = Request::new(BULK, rng.random_range(1..MAX_PAGE_SIZE + 1));
+                    options = other.options();
+                    (token.clone(), Expected::Chunk(other))
+                }
+            };
+            let outcome = fixture.db.list(&options.continue_token(presented));
+            match (outcome, expected) {
+                (Err(Error::InvalidContinueToken { reason }), Expected::Rejected(reasons))
+                    if reasons.contains(&reason) => {}
+                (Ok(page), Expected::Chunk(request)) => {
+                    let after = genuine().position().to_vec();
+                    ListCheck::new(&fixture.setup, request, revision, Some(after)).check(&page);
+                }
+                (outcome, expected) => panic!(
+                    "{abuse:?}: expected {expected:?}, got {}",
+                    summary(&outcome)
+                ),
+            }
+            tally.count("bad continue token");
+            thread::sleep(REFUSAL_PAUSE);
+        }
+    });
+    tally
+}
+
+/// A list's outcome in a few words: the error, or how many items from which key.
+fn summary(outcome: &revkv::Result<ListPage>) -> String {
+    match outcome {
+        Err(error) => format!("{error:?}"),
+        Ok(page) => format!(
+            "{} items from {}",
+            page.items.len(),
+            describe(page.items.first())
+        ),
+    }
+}
+
+/// A write over one of the limits.
+#[derive(Clone, Copy, Debug)]
+enum Oversized {
+    Labels,
+    Metadata,
+    Value,
+    Key,
+    Transaction,
+    /// Over the limit in the branch that would not run.
+    HiddenTransaction,
+    Operations,
+}
+
+const OVERSIZED: [Oversized; 7] = [
+    Oversized::Labels,
+    Oversized::Metadata,
+    Oversized::Value,
+    Oversized::Key,
+    Oversized::Transaction,
+    Oversized::HiddenTransaction,
+    Oversized::Operations,
+];
+
+impl Oversized {
+    /// The transaction, and a key it would have written.
+    fn txn(self) -> (Txn, Vec<u8>) {
+        let key = format!("{HOSTILE}{self:?}").into_bytes();
+        let put = |put: Put| (Txn::new().then([Op::Put(put)]), key.clone());
+        // Enough values of the largest size to go past a transaction's bytes.
+        let too_many_bytes = || {
+            (0..=revkv::MAX_TXN_BYTES / revkv::MAX_VALUE_LEN).map(|i| {
+                let key = format!("{HOSTILE}{self:?}/{i}");
+                Op::put(key, vec![0; revkv::MAX_VALUE_LEN])
+            })
+        };
+        match self {
+            Oversized::Labels => put((0..=revkv::MAX_LABELS)
+                .fold(Put::new(key.clone(), "v"), |put, i| {
+                    put.label(format!("l{i}"), "")
+                })),
+            Oversized::Metadata => {
+                // Fields within their own limit of 4 KiB each, too many bytes together.
+                let fields = revkv::MAX_METADATA_LEN / 4096 + 1;
+                put((0..fields).fold(Put::new(key.clone(), "v"), |put, i| {
+                    put.field(format!("f{i}"), "x".repeat(4096))
+                }))
+            }
+            Oversized::Value => put(Put::new(key.clone(), vec![0; revkv::MAX_VALUE_LEN + 1])),
+            Oversized::Key => {
+                let mut long = key.clone();
+                long.resize(revkv::MAX_KEY_LEN + 1, b'k');
+                (Txn::new().then([Op::put(long.clone(), "v")]), long)
+            }
+            Oversized::Transaction => (Txn::new().then(too_many_bytes()), key.clone()),
+            Oversized::HiddenTransaction => (
+                Txn::new()
+                    .when([revkv::Compare::absent(key.clone())])
+                    .then([Op::put(key.clone(), "v")])
+                    .otherwise(too_many_bytes()),
+                key.clone(),
+            ),
+            Oversized::Operations => (
+                Txn::new()
+                    .then((0..=revkv::MAX_TXN_OPS).map(|i| Op::put(format!("{HOSTILE}{i}"), "v"))),
+                key.clone(),
+            ),
+        }
+    }
+}
+
+/// Writes over every limit: each must be refused with its own error, and write nothing.
+fn oversized_writes(fixture: &Fixture, stop: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    rounds(stop, || {
+        for oversized in OVERSIZED {
+            let (txn, key) = oversized.txn();
+            let outcome = fixture.db.txn(txn);
+            match (oversized, outcome) {
+                (Oversized::Labels, Err(Error::TooManyLabels { count })) => {
+                    assert_eq!(count, revkv::MAX_LABELS + 1);
+                }
+                (Oversized::Metadata, Err(Error::MetadataTooLarge { len })) => {
+                    assert!(len > revkv::MAX_METADATA_LEN);
+                }
+                (Oversized::Value, Err(Error::ValueTooLarge { len })) => {
+                    assert_eq!(len, revkv::MAX_VALUE_LEN + 1);
+                }
+                (Oversized::Key, Err(Error::KeyTooLarge { len })) => {
+                    assert_eq!(len, revkv::MAX_KEY_LEN + 1);
+                }
+                (
+                    Oversized::Transaction | Oversized::HiddenTransaction,
+                    Err(Error::TxnTooLarge { bytes }),
+                ) => assert!(bytes > revkv::MAX_TXN_BYTES),
+                (Oversized::Operations, Err(Error::TooManyOperations { count })) => {
+                    assert_eq!(count, revkv::MAX_TXN_OPS + 1);
+                }
+                (oversized, outcome) => panic!("{oversized:?} was not refused: {outcome:?}"),
+            }
+            let written = fixture.db.get(&key).expect("a get reads");
+            assert_eq!(written, None, "{oversized:?} was refused and written");
+            tally.count("oversized write");
+            thread::sleep(REFUSAL_PAUSE);
+        }
+    });
+    tally
+}
+
+/// Asks for the largest pages: every large value in one page, the same values under a small
+/// byte budget, the bulk keys in pages of the largest size with no byte budget, and pages over
+/// the largest size.
+fn huge_pages(fixture: &Fixture, stop: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    let unbounded = |prefix| Request {
+        max_page_bytes: usize::MAX,
+        ..Request::new(prefix, MAX_PAGE_SIZE)
+    };
+    rounds(stop, || {
+        let chunks = ListCheck::page_through(fixture, unbounded(LARGE), None);
+        assert_eq!(chunks, 1, "every large value in one page");
+        let small = Request {
+            max_page_bytes: SMALL_PAGE_BYTES,
+            ..Request::new(LARGE, MAX_PAGE_SIZE)
+        };
+        tally.count("every large value in one page");
+        ListCheck::page_through(fixture, small, None);
+        tally.count("large values in small pages");
+        ListCheck::page_through(fixture, unbounded(BULK), None);
+        tally.count("bulk keys in largest pages without a byte budget");
+        thread::sleep(REFUSAL_PAUSE);
+        for limit in [0, MAX_PAGE_SIZE + 1] {
+            let outcome = fixture.db.list(&Request::new(BULK, limit).options());
+            assert!(
+                matches!(outcome, Err(Error::InvalidRequest { .. })),
+                "a limit of {limit}: {}",
+                summary(&outcome)
+            );
+            tally.count("page over the largest size");
         }
     });
     tally
@@ -771,6 +1247,9 @@ fn run(fixture: &Fixture, hostile: bool) -> Run {
                 scope.spawn(move || old_revision_lists(fixture, 1, stop)),
                 scope.spawn(move || old_revision_lists(fixture, 2, stop)),
                 scope.spawn(move || whole_old_lists(fixture, stop)),
+                scope.spawn(move || bad_tokens(fixture, stop)),
+                scope.spawn(move || oversized_writes(fixture, stop)),
+                scope.spawn(move || huge_pages(fixture, stop)),
             ]
         } else {
             Vec::new()
@@ -860,13 +1339,18 @@ fn hostile_clients_stay_within_the_memory_budget_and_honest_lists_stay_exact() {
         assert!(run.honest_lists > 0, "honest lists ran");
     }
 
-    // Nothing but the honest writers took a revision.
+    // Nothing but the honest writers took a revision, and no refused write left a key.
     let recorded = fixture.honest.lock();
     assert_eq!(recorded.through, fixture.db.current_revision());
     assert!(
         recorded.ahead.is_empty(),
         "revisions recorded past the head"
     );
+    let hostile_keys = fixture
+        .db
+        .list(&Request::new(HOSTILE, 1).options())
+        .expect("a list reads");
+    assert_eq!(hostile_keys.items, []);
     let report = fixture.db.verify().expect("verify reads the store");
     assert!(report.is_clean(), "{report}");
 }
