@@ -67,6 +67,9 @@ const HOSTILE: &str = "hostile/";
 /// What the snapshot cache may be charged. A view at an old revision is charged about a whole
 /// tree of the bulk keys (~5 MiB), so hostile lists overflow it at once.
 const PINNED_BUDGET: usize = 8 << 20;
+/// Threads that each keep starting lists at old revisions, abandoning them and continuing some
+/// later: the 64 hostile old-revision lists at once.
+const OLD_REVISION_LISTERS: u8 = 64;
 const MAX_PAGE_SIZE: usize = 10_000;
 /// More than the whole store (~70 MB on disk): sled's cache is full of it before any client
 /// starts, so that the scans of old records that rebuilds make add nothing to it.
@@ -1243,14 +1246,16 @@ fn run(fixture: &Fixture, hostile: bool) -> Run {
         let resident =
             scope.spawn(move || watch(stop, |_| Duration::from_millis(1), resident_bytes));
         let hostiles = if hostile {
-            vec![
-                scope.spawn(move || old_revision_lists(fixture, 1, stop)),
-                scope.spawn(move || old_revision_lists(fixture, 2, stop)),
-                scope.spawn(move || whole_old_lists(fixture, stop)),
-                scope.spawn(move || bad_tokens(fixture, stop)),
-                scope.spawn(move || oversized_writes(fixture, stop)),
-                scope.spawn(move || huge_pages(fixture, stop)),
-            ]
+            let old_lists = (0..OLD_REVISION_LISTERS)
+                .map(|lister| scope.spawn(move || old_revision_lists(fixture, 100 + lister, stop)));
+            old_lists
+                .chain([
+                    scope.spawn(move || whole_old_lists(fixture, stop)),
+                    scope.spawn(move || bad_tokens(fixture, stop)),
+                    scope.spawn(move || oversized_writes(fixture, stop)),
+                    scope.spawn(move || huge_pages(fixture, stop)),
+                ])
+                .collect()
         } else {
             Vec::new()
         };
