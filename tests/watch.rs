@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -110,10 +111,11 @@ impl Client {
                                 EventKind::Put => {
                                     let entry = event.entry.expect("a put carries its entry");
                                     assert_eq!(entry.mod_revision, revision);
-                                    self.state.insert(event.key, entry);
+                                    self.state
+                                        .insert(event.key.to_vec(), Arc::unwrap_or_clone(entry));
                                 }
                                 EventKind::Delete => {
-                                    let removed = self.state.remove(&event.key);
+                                    let removed = self.state.remove(&*event.key);
                                     assert!(removed.is_some(), "a delete of a key never seen");
                                 }
                             }

@@ -458,10 +458,8 @@ impl Shared {
             });
         }
         if let Some(watched) = &mut group.watched {
-            let watched_changes = changes.records.iter().map(|staging| LoggedChange {
-                key: staging.key.clone(),
-                location: staging.location,
-                record: staging.record.clone(),
+            let watched_changes = changes.records.iter().map(|staging| {
+                LoggedChange::new(&staging.key, staging.location, staging.record.clone())
             });
             watched.push((revision, watched_changes.collect()));
         }

@@ -40,11 +40,7 @@ pub(super) fn first_events(
         }
         let watched = Record::decode_borrowed(location, &bytes)?.key;
         if options.holds(watched) {
-            changes.push(LoggedChange {
-                key: watched.to_vec(),
-                location,
-                record: bytes,
-            });
+            changes.push(LoggedChange::new(watched, location, bytes.clone()));
         }
     }
     events_of(shared, options, revision, &mut changes)

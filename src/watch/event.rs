@@ -1,5 +1,8 @@
 //! What a watcher receives, and how a revision's stored changes become its events.
 
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 use sled::IVec;
 
 use super::WatchOptions;
@@ -30,6 +33,9 @@ pub enum Notification {
 }
 
 /// One change of one key, as the watcher sees it.
+///
+/// The key and entries are shared: every watcher a change reaches holds the same ones, so
+/// delivering a change to a thousand watchers decodes it once and copies no key or value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     /// What happened to the key, for this watcher.
@@ -37,12 +43,12 @@ pub struct Event {
     /// The revision of the change.
     pub revision: Revision,
     /// The key changed.
-    pub key: Vec<u8>,
+    pub key: Arc<[u8]>,
     /// The entry a put wrote; `None` for a delete.
-    pub entry: Option<Entry>,
+    pub entry: Option<Arc<Entry>>,
     /// The key's entry before the change, when the watch asked for
     /// [`prev_entry`](crate::WatchOptions::prev_entry) and the key existed; `None` otherwise.
-    pub prev: Option<Entry>,
+    pub prev: Option<Arc<Entry>>,
 }
 
 /// Whether a key now holds an entry the watcher sees.
@@ -54,14 +60,90 @@ pub enum EventKind {
     Delete,
 }
 
-/// One change as stored: the raw material of an [`Event`], shared by the watchers it is routed
-/// to until each one turns it into its own events.
+/// One change as stored, shared by the watchers it is routed to. The first watcher that reads
+/// it decodes it (and, when one asks, reads its previous entry) for all of them: what each
+/// watcher does on its own is only its selector decision.
 #[derive(Debug)]
 pub(crate) struct LoggedChange {
-    pub key: Vec<u8>,
-    pub location: Location,
+    key: Arc<[u8]>,
+    location: Location,
     /// The sealed record, as the log stores it.
-    pub record: IVec,
+    record: IVec,
+    decoded: TryOnce<Decoded>,
+    prev: TryOnce<Option<Arc<Entry>>>,
+}
+
+/// A record's meaning for watchers.
+#[derive(Debug)]
+struct Decoded {
+    /// The entry a put wrote; `None` for a delete.
+    entry: Option<Arc<Entry>>,
+    /// The key's change before this one.
+    prev: Option<Location>,
+}
+
+impl LoggedChange {
+    pub(crate) fn new(key: &[u8], location: Location, record: IVec) -> Self {
+        LoggedChange {
+            key: key.into(),
+            location,
+            record,
+            decoded: TryOnce::default(),
+            prev: TryOnce::default(),
+        }
+    }
+
+    pub(super) fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn decoded(&self, shared: &Shared) -> Result<&Decoded> {
+        self.decoded.get_or_try_init(|| {
+            let record = Record::decode(self.location, &self.record)?;
+            let prev = record.prev;
+            let entry = match record.change {
+                Stored::Put(_) => Some(Arc::new(shared.entry_of(self.location, record)?)),
+                Stored::Delete => None,
+            };
+            Ok(Decoded { entry, prev })
+        })
+    }
+
+    fn prev(&self, shared: &Shared, decoded: &Decoded) -> Result<&Option<Arc<Entry>>> {
+        self.prev
+            .get_or_try_init(|| Ok(previous(shared, decoded.prev)?.map(Arc::new)))
+    }
+}
+
+/// A value computed once, by the first thread that needs it, while the others wait for it. A
+/// failure is not kept: the next caller tries again.
+#[derive(Debug)]
+struct TryOnce<T> {
+    value: OnceLock<T>,
+    computing: Mutex<()>,
+}
+
+impl<T> Default for TryOnce<T> {
+    fn default() -> Self {
+        TryOnce {
+            value: OnceLock::new(),
+            computing: Mutex::new(()),
+        }
+    }
+}
+
+impl<T> TryOnce<T> {
+    fn get_or_try_init(&self, init: impl FnOnce() -> Result<T>) -> Result<&T> {
+        if let Some(value) = self.value.get() {
+            return Ok(value);
+        }
+        let _computing = self.computing.lock();
+        if let Some(value) = self.value.get() {
+            return Ok(value);
+        }
+        let value = init()?;
+        Ok(self.value.get_or_init(|| value))
+    }
 }
 
 /// The events `changes`, all of one revision, make for a watch with `options`.
@@ -80,24 +162,20 @@ pub(super) fn events<'a>(
 }
 
 fn event(shared: &Shared, options: &WatchOptions, change: &LoggedChange) -> Result<Option<Event>> {
-    let location = change.location;
-    let record = Record::decode(location, &change.record)?;
+    let decoded = change.decoded(shared)?;
     let prev = if options.prev_entry || options.filters() {
-        previous(shared, record.prev)?
+        change.prev(shared, decoded)?.as_ref()
     } else {
         None
     };
-    let entry = match record.change {
-        Stored::Put(_) => Some(shared.entry_of(location, record)?),
-        Stored::Delete => None,
-    };
-    let seen = |entry: &Option<Entry>| {
-        entry.as_ref().is_some_and(|entry| {
+    let entry = decoded.entry.as_ref();
+    let seen = |entry: Option<&Arc<Entry>>| {
+        entry.is_some_and(|entry| {
             options.labels.matches(&entry.labels) && options.fields.matches(&entry.fields)
         })
     };
     // Kubernetes' rule: what counts is whether the watcher saw the key before and after.
-    let kind = match (seen(&prev), seen(&entry)) {
+    let kind = match (seen(prev), seen(entry)) {
         (_, true) => EventKind::Put,
         (true, false) => EventKind::Delete,
         (false, false) if options.filters() => return Ok(None),
@@ -105,10 +183,10 @@ fn event(shared: &Shared, options: &WatchOptions, change: &LoggedChange) -> Resu
     };
     Ok(Some(Event {
         kind,
-        revision: location.revision,
-        key: change.key.clone(),
-        entry: entry.filter(|_| kind == EventKind::Put),
-        prev: prev.filter(|_| options.prev_entry),
+        revision: change.location.revision,
+        key: Arc::clone(&change.key),
+        entry: entry.filter(|_| kind == EventKind::Put).cloned(),
+        prev: prev.filter(|_| options.prev_entry).cloned(),
     }))
 }
 

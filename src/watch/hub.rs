@@ -16,9 +16,11 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::event::LoggedChange;
+use super::event::{self, Event, LoggedChange};
 use super::routes::{Routes, WatcherId};
-use crate::Revision;
+use super::WatchOptions;
+use crate::store::Shared;
+use crate::{Result, Revision};
 
 /// Called when a watcher may have something new to read.
 pub(super) type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -39,10 +41,44 @@ struct Group {
     batches: Vec<Arc<Batch>>,
 }
 
-/// A revision's changes as one watcher receives them: the positions of its keys in the batch.
+/// A revision's changes as one watcher receives them: a handle on the shared batch, and which
+/// of its changes are the watcher's.
 pub(super) struct Delivery {
     pub batch: Arc<Batch>,
-    pub changes: Vec<u32>,
+    selection: Selection,
+}
+
+/// Which changes of a batch a watcher receives.
+enum Selection {
+    /// All of them: a revision of one change, or a transaction within the watched range.
+    All,
+    /// Those at these positions, in order.
+    Positions(Vec<u32>),
+}
+
+impl Delivery {
+    /// How many changes the watcher receives.
+    fn len(&self) -> usize {
+        match &self.selection {
+            Selection::All => self.batch.changes.len(),
+            Selection::Positions(positions) => positions.len(),
+        }
+    }
+
+    /// The events the watcher's changes make for a watch with `options`.
+    pub(super) fn events(&self, shared: &Shared, options: &WatchOptions) -> Result<Vec<Event>> {
+        let changes = &self.batch.changes;
+        match &self.selection {
+            Selection::All => event::events(shared, options, changes),
+            Selection::Positions(positions) => event::events(
+                shared,
+                options,
+                positions
+                    .iter()
+                    .filter_map(|&position| changes.get(position as usize)),
+            ),
+        }
+    }
 }
 
 pub(crate) struct Hub {
@@ -120,7 +156,7 @@ impl Inbox {
             if state.behind.is_some() {
                 return;
             }
-            let events = delivery.changes.len();
+            let events = delivery.len();
             if !state.queue.is_empty() && state.queued + events > state.capacity {
                 state.behind = Some(delivery.batch.revision);
             } else {
@@ -154,7 +190,7 @@ impl InboxState {
     /// Takes the oldest queued delivery.
     pub(super) fn pop(&mut self) -> Option<Delivery> {
         let delivery = self.queue.pop_front()?;
-        self.queued -= delivery.changes.len();
+        self.queued -= delivery.len();
         Some(delivery)
     }
 }
@@ -304,22 +340,42 @@ impl Hub {
 }
 
 impl State {
+    /// Hands `batch` to the watchers of its keys. A watcher costs one shared handle in its
+    /// inbox; only a transaction part of whose changes it watches costs it a list of positions.
     fn route(&self, batch: &Arc<Batch>) {
-        let mut hits: HashMap<WatcherId, Vec<u32>> = HashMap::new();
+        if let [change] = batch.changes.as_slice() {
+            self.routes
+                .lookup(change.key(), |id| self.offer(id, batch, Selection::All));
+            return;
+        }
+        let mut hits = Vec::new();
         for (position, change) in (0..).zip(&batch.changes) {
             self.routes
-                .lookup(&change.key, |id| hits.entry(id).or_default().push(position));
+                .lookup(change.key(), |id| hits.push((id, position)));
         }
-        for (id, changes) in hits {
-            let Some(registration) = self.watchers.get(&id) else {
-                continue;
+        // Sorted by watcher, then position: each watcher's changes in transaction order.
+        hits.sort_unstable();
+        for run in hits.chunk_by(|(a, _), (b, _)| a == b) {
+            let selection = if run.len() == batch.changes.len() {
+                Selection::All
+            } else {
+                Selection::Positions(run.iter().map(|&(_, position)| position).collect())
             };
-            if batch.revision >= registration.from {
-                registration.inbox.offer(Delivery {
-                    batch: Arc::clone(batch),
-                    changes,
-                });
+            if let Some(&(id, _)) = run.first() {
+                self.offer(id, batch, selection);
             }
+        }
+    }
+
+    fn offer(&self, id: WatcherId, batch: &Arc<Batch>, selection: Selection) {
+        let Some(registration) = self.watchers.get(&id) else {
+            return;
+        };
+        if batch.revision >= registration.from {
+            registration.inbox.offer(Delivery {
+                batch: Arc::clone(batch),
+                selection,
+            });
         }
     }
 

@@ -235,13 +235,8 @@ impl Watch {
             };
             match work {
                 Work::Deliver(delivery) => {
-                    let batch = &delivery.batch;
-                    let changes = delivery
-                        .changes
-                        .iter()
-                        .filter_map(|&position| batch.changes.get(position as usize));
-                    let events = event::events(&self.shared, &self.options, changes)?;
-                    if let Some(notification) = self.deliver(batch.revision, events)? {
+                    let events = delivery.events(&self.shared, &self.options)?;
+                    if let Some(notification) = self.deliver(delivery.batch.revision, events)? {
                         return Ok(Some(notification));
                     }
                 }

@@ -158,10 +158,12 @@ impl Follower {
                     for event in events {
                         match (event.kind, event.entry) {
                             (EventKind::Put, Some(entry)) => {
-                                follower.state.insert(event.key, entry.value);
+                                follower
+                                    .state
+                                    .insert(event.key.to_vec(), entry.value.clone());
                             }
                             _ => {
-                                follower.state.remove(&event.key);
+                                follower.state.remove(&*event.key);
                             }
                         }
                     }

@@ -160,8 +160,8 @@ pub(super) fn print_event(event: &Event, json: bool) -> Result<(), Failure> {
             kind: kind_name(event.kind),
             key,
             key_base64,
-            entry: event.entry.as_ref().map(EntryJson::new),
-            prev: event.prev.as_ref().map(EntryJson::new),
+            entry: event.entry.as_deref().map(EntryJson::new),
+            prev: event.prev.as_deref().map(EntryJson::new),
         });
     }
     let mut line = format!(
