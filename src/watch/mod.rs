@@ -331,8 +331,36 @@ impl std::fmt::Debug for Watch {
 
 #[cfg(test)]
 mod tests {
-    use super::WatchOptions;
+    use std::sync::Arc;
+
+    use super::{Event, Notification, Watch, WatchOptions};
     use crate::{Db, Revision};
+
+    #[test]
+    fn the_watchers_of_a_change_share_its_key_and_entries() -> crate::Result<()> {
+        let db = Db::temporary()?;
+        db.put("k/a", "1")?;
+        let mut watches = [
+            db.watch(WatchOptions::prefix("k/").prev_entry(true))?,
+            db.watch(WatchOptions::all().prev_entry(true))?,
+        ];
+        db.put("k/a", "2")?;
+        let event = |watch: &mut Watch| -> crate::Result<Event> {
+            match watch.try_next()? {
+                Some(Notification::Changes { mut events, .. }) if events.len() == 1 => {
+                    Ok(events.remove(0))
+                }
+                other => panic!("one change expected, not {other:?}"),
+            }
+        };
+        let [first, second] = &mut watches;
+        let (first, second) = (event(first)?, event(second)?);
+        assert!(Arc::ptr_eq(&first.key, &second.key));
+        let shared = |a: &Option<Arc<crate::Entry>>, b: &Option<Arc<crate::Entry>>| matches!((a, b), (Some(a), Some(b)) if Arc::ptr_eq(a, b));
+        assert!(shared(&first.entry, &second.entry));
+        assert!(shared(&first.prev, &second.prev));
+        Ok(())
+    }
 
     #[test]
     fn dropped_watches_leave_no_registration_and_no_route() -> crate::Result<()> {
