@@ -1,13 +1,17 @@
 //! Watch delivery: commit-to-delivery latency, events delivered per second, and write
 //! throughput with watchers attached against none.
 //!
-//! `cargo bench -p revkv-bench --bench watch`. For 1, 100 and 1,000 watchers, on disjoint prefixes (each
-//! watches its own `w/NNNN/`, and every write goes to one of them) and on one overlapping
-//! prefix (every watcher watches every write), `REVKV_WATCH_WRITERS` threads (1 by default)
-//! make durable puts for `REVKV_WATCH_SECS` seconds (3), while one thread per 100 watchers
-//! (at least one) drains them. It prints p50/p99 of the time from a put's return to its
-//! delivery, the events delivered per second, and puts per second against the same run with
+//! `cargo bench -p revkv-bench --bench watch`. For 1, 100 and 1,000 watchers, on disjoint
+//! prefixes (each watches its own `w/NNNN/`, and every write goes to one of them) and on one
+//! overlapping prefix (every watcher watches every write), `REVKV_WATCH_WRITERS` threads (1 by
+//! default) make durable puts for `REVKV_WATCH_SECS` seconds (3), while one thread per 100
+//! watchers (at least one) drains them. It prints p50/p99 of the time from a put's return to
+//! its delivery, the events delivered per second, and puts per second against the same run with
 //! no watcher measured just before. A delivery that beats the put's own return counts as 0.
+//!
+//! With `--features peers` and `REVKV_WATCH_ETCD` set to an etcd endpoint
+//! (`scripts/etcd.sh start`: `http://127.0.0.1:2379`), it adds etcd's rows for 1 and 100
+//! watchers of one prefix while one writer puts, each also against a run with none.
 
 mod common;
 
@@ -16,8 +20,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use revkv::{Db, Durability, Notification, Retention, Watch, WatchOptions};
+use revkv_bench::watch::{WatchFigures, WATCH_HEADER};
 
-use common::{nearest_rank, size_from_env};
+use common::size_from_env;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -32,12 +37,6 @@ enum Layout {
     Overlapping,
 }
 
-struct Figures {
-    puts_per_sec: f64,
-    latencies: Vec<Duration>,
-    events_per_sec: f64,
-}
-
 fn prefix(layout: Layout, watcher: usize) -> String {
     match layout {
         Layout::Disjoint => format!("w/{watcher:04}/"),
@@ -46,7 +45,7 @@ fn prefix(layout: Layout, watcher: usize) -> String {
 }
 
 /// Runs writers for `duration` with `watchers` watchers attached.
-fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duration) -> Figures {
+fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duration) -> WatchFigures {
     // Each put's value is the time it returned, in ns since `epoch`, written after the put.
     let epoch = Instant::now();
     let returned: Vec<AtomicU64> = (0..1u64 << 20).map(|_| AtomicU64::new(0)).collect();
@@ -127,7 +126,7 @@ fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duratio
     let elapsed = elapsed.as_secs_f64();
     let mut latencies = latencies.into_inner().expect("latencies");
     latencies.sort_unstable();
-    Figures {
+    WatchFigures {
         puts_per_sec: puts.load(Ordering::Relaxed) as f64 / elapsed,
         latencies,
         events_per_sec: delivered.load(Ordering::Relaxed) as f64 / elapsed,
@@ -147,30 +146,29 @@ fn main() {
         "{writers} durable writer(s), {} s per run",
         duration.as_secs()
     );
-    println!("layout       watchers  p50 ms  p99 ms  events/s  puts/s  none puts/s  vs none");
+    println!("{WATCH_HEADER}");
     for layout in [Layout::Disjoint, Layout::Overlapping] {
         for watchers in [1, 100, 1000] {
             // Measured right before, so that both share the machine's state of the moment.
             let baseline = run(&db, 0, layout, writers, duration).puts_per_sec;
             let figures = run(&db, watchers, layout, writers, duration);
-            let p = |fraction| {
-                if figures.latencies.is_empty() {
-                    f64::NAN
-                } else {
-                    nearest_rank(&figures.latencies, fraction).as_secs_f64() * 1e3
-                }
-            };
             let name = match layout {
                 Layout::Disjoint => "disjoint",
                 Layout::Overlapping => "overlapping",
             };
+            println!("{}", figures.row("revkv", name, watchers, baseline));
+        }
+    }
+    #[cfg(feature = "peers")]
+    if let Ok(endpoint) = std::env::var("REVKV_WATCH_ETCD") {
+        for watchers in [1, 100] {
+            let etcd = |watchers| {
+                revkv_bench::etcd_watch(&endpoint, watchers, duration).expect("etcd watch")
+            };
+            let baseline = etcd(0).puts_per_sec;
             println!(
-                "{name:<12} {watchers:>8}  {:>6.3}  {:>6.3}  {:>8.0}  {:>6.0}  {baseline:>11.0}  {:>6.0}%",
-                p(0.5),
-                p(0.99),
-                figures.events_per_sec,
-                figures.puts_per_sec,
-                100.0 * figures.puts_per_sec / baseline
+                "{}",
+                etcd(watchers).row("etcd", "overlapping", watchers, baseline)
             );
         }
     }

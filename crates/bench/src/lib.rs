@@ -7,7 +7,9 @@
 //!   [`load`] generates (the same one the criterion benches load);
 //! - `embedded` (revkv) and `peers`: the engines;
 //! - `stats`: sampling and percentiles; `report`: the table, the JSON and the plots; `svg`: the
-//!   plotting.
+//!   plotting;
+//! - `watch`: the rows of the watch bench (`benches/watch.rs`), with etcd's watch behind
+//!   `peers`.
 
 mod embedded;
 mod engine;
@@ -18,6 +20,7 @@ pub mod percentile;
 mod report;
 mod stats;
 mod svg;
+pub mod watch;
 mod workload;
 
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ use clap::{Args, ValueEnum};
 
 pub use engine::Error;
 use load::{Collection, Shape};
+#[cfg(feature = "peers")]
+pub use peers::etcd_watch;
 use report::{Machine, Report, Run};
 use stats::Budget;
 use workload::Workload;

@@ -11,6 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+mod watch;
+
+pub use watch::etcd_watch;
+
 use super::prefix_end;
 use crate::engine::{Chunk, Engine, Error};
 use crate::workload::{Item, Write, MATCH_MARKER, PREFIX, WRITES_PREFIX};

@@ -4,6 +4,8 @@
 mod etcd;
 mod kine;
 
+pub use etcd::etcd_watch;
+
 use super::engine::Error;
 use super::report::EngineReport;
 use super::workload::{self, Workload};
