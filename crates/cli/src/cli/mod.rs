@@ -4,6 +4,7 @@ mod compact;
 mod demo;
 mod history;
 mod output;
+mod serve;
 mod verify;
 
 use std::fmt;
@@ -93,6 +94,9 @@ enum Command {
     /// collections written interleaved or in random order with churn (`--workload`); writes
     /// JSON and SVG plots.
     Bench(revkv_bench::BenchArgs),
+    /// Serves the store over HTTP: a Kubernetes-style API (`/api`, `/apis`), a Swift-style API
+    /// (`/auth/v1.0`, `/v1`) and `/metrics`, until SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
     /// Checks every stored entry against the store's invariants (reads all history); exits
     /// with status 1 when anything is wrong.
     Verify {
@@ -340,6 +344,7 @@ pub fn run(args: Cli) -> Result<(), Failure> {
         Command::Stat { json } => output::print_stat(&open(store)?.stat()?, json),
         Command::Demo => demo::run(),
         Command::Bench(args) => Ok(revkv_bench::run(args)?),
+        Command::Serve(args) => serve::run(&open(store)?, args),
         // A check must not change what it checks: no compaction meanwhile, not even the
         // resumed sweep of an unfinished one.
         Command::Verify { json } => verify::run(
@@ -363,6 +368,8 @@ pub enum Failure {
     Unverified { findings: u64 },
     /// `bench` could not measure an engine, or an engine answered wrongly.
     Bench(String),
+    /// `serve` could not start (a bad configuration, an address in use) or stop cleanly.
+    Serve(String),
 }
 
 impl Failure {
@@ -375,6 +382,7 @@ impl Failure {
             Failure::Output(_) => "Output",
             Failure::Unverified { .. } => "Unverified",
             Failure::Bench(_) => "Bench",
+            Failure::Serve(_) => "Serve",
         }
     }
 
@@ -413,6 +421,7 @@ impl fmt::Display for Failure {
             Failure::Unverified { findings: 1 } => f.write_str("verify found 1 problem"),
             Failure::Unverified { findings } => write!(f, "verify found {findings} problems"),
             Failure::Bench(message) => write!(f, "bench failed: {message}"),
+            Failure::Serve(message) => write!(f, "serve failed: {message}"),
         }
     }
 }

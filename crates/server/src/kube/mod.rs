@@ -1,0 +1,278 @@
+//! The Kubernetes-style API: discovery under `/api` and `/apis`, and objects of the served
+//! kinds, per namespace or across namespaces.
+
+mod discovery;
+mod kinds;
+mod list;
+mod object;
+mod openapi;
+mod representation;
+mod status;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use serde_json::Value;
+
+pub use status::ApiError;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::http::read_body;
+use crate::metrics::Metrics;
+use kinds::Kinds;
+use list::ListParams;
+use object::Target;
+use representation::Representation;
+
+/// What every Kubernetes handler shares.
+pub struct Kube<B> {
+    backend: B,
+    kinds: Kinds,
+    tokens: Vec<String>,
+    max_body_bytes: usize,
+    metrics: Arc<Metrics>,
+}
+
+type Shared<B> = Arc<Kube<B>>;
+
+pub fn routes<B: Backend>(backend: B, config: &Config, metrics: Arc<Metrics>) -> Router {
+    let kube = Arc::new(Kube {
+        backend,
+        kinds: Kinds::new(&config.kinds),
+        tokens: config.tokens.clone(),
+        max_body_bytes: config.limits.max_body_bytes,
+        metrics,
+    });
+    Router::new()
+        .route("/version", get(|| async { Json(discovery::version()) }))
+        .route("/api", get(|| async { Json(discovery::api_versions()) }))
+        .route("/apis", get(api_groups::<B>))
+        .route("/api/v1", get(core_resources::<B>))
+        .route("/apis/{group}/{version}", get(group_resources::<B>))
+        .route("/openapi/v3", get(openapi_root::<B>))
+        .route("/openapi/v3/{*path}", get(openapi_group_version::<B>))
+        .route("/api/v1/{*path}", any(objects::<B>))
+        .route("/apis/{group}/{version}/{*path}", any(objects::<B>))
+        .layer(middleware::from_fn_with_state(
+            kube.clone(),
+            authenticate::<B>,
+        ))
+        .with_state(kube)
+}
+
+/// Refuses a request without one of the configured bearer tokens (when any are configured).
+async fn authenticate<B: Backend>(
+    State(kube): State<Shared<B>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if kube.tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let known = presented.is_some_and(|presented| {
+        kube.tokens
+            .iter()
+            .any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes()))
+    });
+    if known {
+        next.run(request).await
+    } else {
+        ApiError::unauthorized().into_response()
+    }
+}
+
+/// Compares without returning early, so the time taken does not reveal a token's prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+async fn api_groups<B: Backend>(State(kube): State<Shared<B>>) -> Json<Value> {
+    Json(discovery::api_groups(&kube.kinds))
+}
+
+async fn core_resources<B: Backend>(State(kube): State<Shared<B>>) -> Response {
+    resources(&kube, "", "v1")
+}
+
+async fn group_resources<B: Backend>(
+    State(kube): State<Shared<B>>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    resources(&kube, &group, &version)
+}
+
+fn resources<B>(kube: &Kube<B>, group: &str, version: &str) -> Response {
+    match discovery::api_resources(&kube.kinds, group, version) {
+        Some(list) => Json(list).into_response(),
+        None => ApiError::no_route(&kinds::group_version(group, version)).into_response(),
+    }
+}
+
+async fn openapi_root<B: Backend>(State(kube): State<Shared<B>>) -> Json<Value> {
+    Json(openapi::root(&kube.kinds))
+}
+
+async fn openapi_group_version<B: Backend>(
+    State(kube): State<Shared<B>>,
+    Path(path): Path<String>,
+) -> Response {
+    match openapi::group_version(&kube.kinds, &path) {
+        Some(document) => Json(document).into_response(),
+        None => ApiError::no_route(&path).into_response(),
+    }
+}
+
+/// What a request names after `/api/v1` or `/apis/G/V`.
+struct ObjectRequest<'a> {
+    group: &'a str,
+    version: &'a str,
+    path: &'a str,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+}
+
+/// Objects of the core group (`/api/v1/...`, no `group` or `version` in the route) or of a
+/// named one (`/apis/{group}/{version}/...`).
+async fn objects<B: Backend>(
+    State(kube): State<Shared<B>>,
+    Path(route): Path<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let field = |name: &str, default: &'static str| route.get(name).map_or(default, String::as_str);
+    let request = ObjectRequest {
+        group: field("group", ""),
+        version: field("version", "v1"),
+        path: field("path", ""),
+        method,
+        uri,
+        headers,
+        body,
+    };
+    respond(dispatch(&kube, request).await)
+}
+
+fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
+    match result {
+        Ok((code, value)) => (code, Json(value)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Splits the path into a kind, an optional namespace and an optional name, and runs the
+/// method on them: `<plural>[/<name>]` or `namespaces/<ns>/<plural>[/<name>]`.
+async fn dispatch<B: Backend>(
+    kube: &Kube<B>,
+    request: ObjectRequest<'_>,
+) -> Result<(StatusCode, Value), ApiError> {
+    let segments: Vec<&str> = request.path.split('/').collect();
+    let (namespace, plural, name) = match segments.as_slice() {
+        [plural] => (None, *plural, None),
+        ["namespaces", namespace, plural] => (Some(*namespace), *plural, None),
+        ["namespaces", namespace, plural, name] => (Some(*namespace), *plural, Some(*name)),
+        [plural, name] => (None, *plural, Some(*name)),
+        _ => return Err(ApiError::no_route(request.uri.path())),
+    };
+    let kind = kube
+        .kinds
+        .find(request.group, request.version, plural)
+        .ok_or_else(|| ApiError::no_route(request.uri.path()))?;
+    if let Some(namespace) = namespace {
+        object::check_name(namespace, 63)?;
+    }
+    // A namespaced kind without a namespace is the list across namespaces; a cluster-scoped
+    // kind under a namespace does not exist.
+    if namespace.is_some() && !kind.namespaced {
+        return Err(ApiError::no_route(request.uri.path()));
+    }
+    let representation = representation::negotiate(&request.headers)?;
+    let single = |object: Value| match representation {
+        Representation::Json => object,
+        Representation::Table(version) => {
+            let revision = object["metadata"]["resourceVersion"].clone();
+            representation::table(
+                version,
+                serde_json::json!({"resourceVersion": revision}),
+                &[object],
+            )
+        }
+    };
+    match (request.method, name) {
+        (Method::GET, None) => {
+            let params: ListParams = axum::extract::Query::try_from_uri(&request.uri)
+                .map_err(|error| ApiError::bad_request(error.body_text()))?
+                .0;
+            let list = list::list(kube, kind, namespace, &params, representation).await?;
+            Ok((StatusCode::OK, list))
+        }
+        (Method::POST, None) => {
+            if kind.namespaced && namespace.is_none() {
+                return Err(ApiError::method_not_allowed(
+                    "create namespaced objects under namespaces/<namespace>/",
+                ));
+            }
+            let body = json_body(kube, &request.headers, request.body).await?;
+            let created = object::create(kube, kind, namespace, &body).await?;
+            Ok((StatusCode::CREATED, single(created)))
+        }
+        (method, Some(name)) => {
+            if kind.namespaced && namespace.is_none() {
+                return Err(ApiError::no_route(request.uri.path()));
+            }
+            let target = Target {
+                kind,
+                namespace,
+                name,
+            };
+            match method {
+                Method::GET => Ok((StatusCode::OK, single(object::get(kube, &target).await?))),
+                Method::PUT => {
+                    let body = json_body(kube, &request.headers, request.body).await?;
+                    let replaced = object::replace(kube, &target, &body).await?;
+                    Ok((StatusCode::OK, single(replaced)))
+                }
+                Method::DELETE => Ok((StatusCode::OK, object::delete(kube, &target).await?)),
+                other => Err(ApiError::method_not_allowed(format!(
+                    "{other} is not supported on an object"
+                ))),
+            }
+        }
+        (other, None) => Err(ApiError::method_not_allowed(format!(
+            "{other} is not supported on a collection"
+        ))),
+    }
+}
+
+/// Reads a JSON request body within the body limit.
+async fn json_body<B>(
+    kube: &Kube<B>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        let content_type = content_type.to_str().unwrap_or_default();
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        if media != "application/json" {
+            return Err(ApiError::unsupported_media_type(content_type));
+        }
+    }
+    Ok(read_body(body, kube.max_body_bytes).await?)
+}
