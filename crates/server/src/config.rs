@@ -2,7 +2,7 @@
 //! limits. TOML or JSON, told apart by the file's extension.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -17,8 +17,21 @@ pub struct Config {
     pub tokens: Vec<String>,
     /// TempAuth accounts of the Swift endpoints. With none, `/auth/v1.0` refuses everyone.
     pub swift_accounts: Vec<SwiftAccount>,
+    /// Serves HTTPS with this certificate instead of plain HTTP. kubectl sends a kubeconfig's
+    /// token only over TLS, so token auth for kubectl needs it.
+    pub tls: Option<TlsConfig>,
     /// Request and resource limits.
     pub limits: Limits,
+}
+
+/// A PEM certificate chain and its PEM private key.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// One extra Kubernetes kind.
@@ -116,6 +129,35 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl TlsConfig {
+    /// Loads the certificate and key into a TLS acceptor.
+    ///
+    /// # Errors
+    ///
+    /// When a file cannot be read or parsed, or the key does not fit the certificate.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, ConfigError> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let refuse = |what: &Path, error: &dyn fmt::Display| {
+            ConfigError(format!("{}: {error}", what.display()))
+        };
+        let certs = CertificateDer::pem_file_iter(&self.cert_file)
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(|error| refuse(&self.cert_file, &error))?;
+        let key = PrivateKeyDer::from_pem_file(&self.key_file)
+            .map_err(|error| refuse(&self.key_file, &error))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+            .map_err(|error| refuse(&self.cert_file, &error))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+    }
+}
 
 impl Config {
     /// Reads a `.toml` or `.json` configuration file.

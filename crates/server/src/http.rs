@@ -13,9 +13,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::config::Limits;
@@ -136,11 +137,11 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish (for up to `grace`), and returns.
+/// Serves `app` on `listener`, over TLS when `tls` is given, until `shutdown` completes; then
+/// stops accepting, lets requests in flight finish (for up to `grace`), and returns.
 ///
-/// A connection must send its headers within the header timeout (so slowloris clients are
-/// dropped), and connections beyond the limit are closed at once.
+/// A connection must finish its TLS handshake and send its headers within the header timeout
+/// (so slowloris clients are dropped), and connections beyond the limit are closed at once.
 ///
 /// # Errors
 ///
@@ -149,6 +150,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, BodyError> {
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    tls: Option<TlsAcceptor>,
     limits: &Limits,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -177,18 +179,23 @@ pub async fn serve(
             );
             continue;
         };
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            request.extensions_mut().insert(Peer(peer));
-            app.clone().oneshot(request.map(Body::new))
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection = Connection {
+            app: app.clone(),
+            peer,
+            header_timeout,
+            watcher: graceful.watcher(),
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let served = match tls {
+                None => connection.serve(stream).await,
+                Some(tls) => match tokio::time::timeout(header_timeout, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => connection.serve(stream).await,
+                    Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
+                    Err(_) => Err("TLS handshake timed out".to_owned()),
+                },
+            };
+            if let Err(error) = served {
                 eprintln!("{peer} connection ended: {error}");
             }
             drop(permit);
@@ -203,4 +210,33 @@ pub async fn serve(
                 "requests were still in flight when the shutdown grace period ended",
             )
         })
+}
+
+/// One accepted connection, before its transport (plain or TLS) is known.
+struct Connection {
+    app: Router,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    watcher: Watcher,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I) -> Result<(), String>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (app, peer) = (self.app, self.peer);
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request.extensions_mut().insert(Peer(peer));
+            app.clone().oneshot(request.map(Body::new))
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            .serve_connection(TokioIo::new(io), service);
+        self.watcher
+            .watch(connection)
+            .await
+            .map_err(|error| error.to_string())
+    }
 }

@@ -27,7 +27,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use backend::{Backend, Condition, ListRequest, Revisions, StoreError, Write};
-pub use config::{Config, ConfigError, KindConfig, Limits, SwiftAccount};
+pub use config::{Config, ConfigError, KindConfig, Limits, SwiftAccount, TlsConfig};
 
 use metrics::Metrics;
 
@@ -67,13 +67,18 @@ pub fn router<B: Backend>(backend: B, config: &Config) -> Router {
 ///
 /// # Errors
 ///
-/// When requests are still in flight [`SHUTDOWN_GRACE`] after `shutdown`.
+/// When the TLS certificate or key cannot be loaded, or requests are still in flight
+/// [`SHUTDOWN_GRACE`] after `shutdown`.
 pub async fn serve<B: Backend>(
     listener: TcpListener,
     backend: B,
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let tls = match &config.tls {
+        Some(tls) => Some(tls.acceptor().map_err(std::io::Error::other)?),
+        None => None,
+    };
     let app = router(backend, config);
-    http::serve(listener, app, &config.limits, shutdown, SHUTDOWN_GRACE).await
+    http::serve(listener, app, tls, &config.limits, shutdown, SHUTDOWN_GRACE).await
 }

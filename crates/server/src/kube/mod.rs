@@ -51,8 +51,10 @@ pub fn routes<B: Backend>(backend: B, config: &Config, metrics: Arc<Metrics>) ->
         max_body_bytes: config.limits.max_body_bytes,
         metrics,
     });
+    // `/version` is public, as on an apiserver: kubectl's version dispatcher asks for it
+    // before it reads any credentials.
+    let public = Router::new().route("/version", get(|| async { Json(discovery::version()) }));
     Router::new()
-        .route("/version", get(|| async { Json(discovery::version()) }))
         .route("/api", get(|| async { Json(discovery::api_versions()) }))
         .route("/apis", get(api_groups::<B>))
         .route("/api/v1", get(core_resources::<B>))
@@ -66,6 +68,7 @@ pub fn routes<B: Backend>(backend: B, config: &Config, metrics: Arc<Metrics>) ->
             authenticate::<B>,
         ))
         .with_state(kube)
+        .merge(public)
 }
 
 /// Refuses a request without one of the configured bearer tokens (when any are configured).

@@ -8,10 +8,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use revkv::{Db, Durability};
-use revkv_server::Config;
+use revkv_server::{Config, TlsConfig};
 use tokio::sync::oneshot;
 
 /// A running server; dropping it shuts the server down and waits for it.
@@ -30,6 +31,11 @@ impl Server {
             .durability(Durability::Buffered)
             .temporary()
             .expect("temporary store");
+        Server::over(db, config)
+    }
+
+    /// Starts a server with `config` over `db`, which another server may serve too.
+    pub fn over(db: Db, config: Config) -> Server {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let served = db.clone();
@@ -59,8 +65,8 @@ impl Server {
         }
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.addr)
     }
 
     /// One request on a fresh connection; returns the status, the headers (names in lower
@@ -83,6 +89,34 @@ impl Drop for Server {
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// A self-signed certificate for 127.0.0.1, in PEM files the server and clients read.
+pub struct SelfSigned {
+    pub dir: tempfile::TempDir,
+    pub tls: TlsConfig,
+    /// The certificate, which clients trust as its own authority.
+    pub ca_file: PathBuf,
+}
+
+impl SelfSigned {
+    pub fn generate() -> SelfSigned {
+        let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        let certified = rcgen::generate_simple_self_signed(names).expect("self-signed cert");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let cert_file = dir.path().join("cert.pem");
+        let key_file = dir.path().join("key.pem");
+        std::fs::write(&cert_file, certified.cert.pem()).expect("write cert");
+        std::fs::write(&key_file, certified.signing_key.serialize_pem()).expect("write key");
+        SelfSigned {
+            ca_file: cert_file.clone(),
+            tls: TlsConfig {
+                cert_file,
+                key_file,
+            },
+            dir,
         }
     }
 }

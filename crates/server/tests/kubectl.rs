@@ -1,0 +1,378 @@
+//! kubectl against a server started here, on an ephemeral port, through a temporary
+//! kubeconfig with a bearer token. kubectl sends a token only over TLS, so the server kubectl
+//! talks to has a self-signed certificate; a second, plain-HTTP server over the same store
+//! takes the test's own requests.
+//!
+//! Needs `kubectl` (1.32) on PATH; scripts/test.sh runs this with the rest of the workspace's
+//! tests. A missing kubectl fails the test with a message saying so: it is never skipped.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::{SelfSigned, Server};
+use revkv_server::{Config, KindConfig};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "kubectl-test-token";
+
+/// A kubeconfig and a discovery cache of its own, so runs never share kubectl's caches.
+struct Kubectl {
+    dir: tempfile::TempDir,
+    /// The HTTPS server kubectl talks to, and its certificate.
+    _server: Server,
+    _certificate: SelfSigned,
+}
+
+impl Kubectl {
+    /// kubectl with `token`, against an HTTPS server over `plain`'s store.
+    fn new(plain: &Server, token: &str) -> Kubectl {
+        let certificate = SelfSigned::generate();
+        let config = Config {
+            tls: Some(certificate.tls.clone()),
+            ..config()
+        };
+        let server = Server::over(plain.db.clone(), config);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: revkv\n  cluster:\n    server: {}\n    \
+             certificate-authority: {}\nusers:\n- name: tester\n  user:\n    token: {token}\ncontexts:\n- name: revkv\n  \
+             context:\n    cluster: revkv\n    user: tester\n    namespace: default\n\
+             current-context: revkv\n",
+            server.url("https"),
+            certificate.ca_file.display()
+        );
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("write kubeconfig");
+        Kubectl {
+            dir,
+            _server: server,
+            _certificate: certificate,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let output = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.path("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.path("cache"))
+            .args(args)
+            .output();
+        match output {
+            Ok(output) => output,
+            Err(error) => panic!(
+                "cannot run kubectl ({error}): these tests need kubectl 1.32 on PATH, as \
+                 every machine that runs scripts/test.sh has"
+            ),
+        }
+    }
+
+    /// Runs kubectl and returns its stdout; panics with its stderr if it fails.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Writes `object` to a file and runs `kubectl <verb> -f` on it.
+    fn with_file(&self, verb: &str, object: &Value) -> Output {
+        let file = self.path("object.json");
+        std::fs::write(&file, object.to_string()).expect("write object");
+        self.run(&[verb, "-f", file.to_str().expect("utf-8 path")])
+    }
+}
+
+fn config() -> Config {
+    Config {
+        tokens: vec![TOKEN.to_owned()],
+        kinds: vec![KindConfig {
+            group: "revkv.io".to_owned(),
+            version: "v1".to_owned(),
+            kind: "Widget".to_owned(),
+            plural: "widgets".to_owned(),
+            singular: None,
+            namespaced: true,
+            short_names: vec!["wd".to_owned()],
+            selectable_fields: vec!["spec.color".to_owned()],
+        }],
+        ..Config::default()
+    }
+}
+
+fn config_map(namespace: &str, name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "data": {"name": name},
+    })
+}
+
+/// Creates an object through the API, as any client would.
+fn post(server: &Server, path: &str, object: &Value) -> u16 {
+    let auth = format!("Bearer {TOKEN}");
+    let body = object.to_string();
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    server
+        .request("POST", path, &headers, body.as_bytes())
+        .status
+}
+
+fn delete(server: &Server, path: &str) -> u16 {
+    let auth = format!("Bearer {TOKEN}");
+    server
+        .request("DELETE", path, &[("authorization", auth.as_str())], b"")
+        .status
+}
+
+/// `(namespace/name, resourceVersion)` of every item of a list.
+fn versions(list: &Value) -> BTreeSet<(String, String)> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            let meta = &item["metadata"];
+            (
+                format!(
+                    "{}/{}",
+                    meta["namespace"].as_str().unwrap_or(""),
+                    meta["name"]
+                ),
+                meta["resourceVersion"].as_str().expect("rv").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_chunked_list_across_namespaces_under_writes_is_one_snapshot() {
+    let server = Arc::new(Server::start(config()));
+    let namespaces = ["alpha", "beta", "gamma"];
+    std::thread::scope(|scope| {
+        for (n, namespace) in namespaces.iter().enumerate() {
+            let server = &server;
+            scope.spawn(move || {
+                for i in 0..1000 {
+                    let object = config_map(
+                        namespace,
+                        &format!("cm-{i:04}"),
+                        json!({"n": n.to_string()}),
+                    );
+                    let path = format!("/api/v1/namespaces/{namespace}/configmaps");
+                    assert_eq!(post(server, &path, &object), 201);
+                }
+            });
+        }
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (server, stop) = (server.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut written = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // A new object in the middle of the key space, and an old one gone.
+                let name = format!("cm-{written:04}-new");
+                let object = config_map("beta", &name, json!({}));
+                assert_eq!(
+                    post(&server, "/api/v1/namespaces/beta/configmaps", &object),
+                    201
+                );
+                let old = format!("/api/v1/namespaces/alpha/configmaps/cm-{written:04}");
+                assert_eq!(delete(&server, &old), 200);
+                written += 1;
+            }
+            written
+        })
+    };
+    let kubectl = Kubectl::new(&server, TOKEN);
+    let output = kubectl.run(&[
+        "get",
+        "configmaps",
+        "-A",
+        "--chunk-size=250",
+        "-o",
+        "json",
+        "-v=6",
+    ]);
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().expect("writer");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("kubectl prints JSON");
+    let listed = versions(&listed);
+    let log = String::from_utf8_lossy(&output.stderr);
+    let pages = log.matches("continue=").count();
+    assert!(pages >= 11, "kubectl paged {pages} times:\n{log}");
+    assert!(written > 0, "the writer never wrote during the list");
+
+    // The snapshot: the list read exactly at some revision at or after the newest item.
+    let newest = listed
+        .iter()
+        .map(|(_, rv)| rv.parse::<u64>().expect("numeric rv"))
+        .max()
+        .expect("items");
+    let current = server.db.current_revision().get();
+    let snapshot = (newest..=current).find(|revision| {
+        let path =
+            format!("/api/v1/configmaps?resourceVersion={revision}&resourceVersionMatch=Exact");
+        let auth = format!("Bearer {TOKEN}");
+        let page = server.request("GET", &path, &[("authorization", auth.as_str())], b"");
+        versions(&page.json()) == listed
+    });
+    assert!(
+        snapshot.is_some(),
+        "the {} items kubectl listed are the state at no revision in {newest}..={current}",
+        listed.len()
+    );
+    assert!(
+        current > snapshot.unwrap_or(0),
+        "no write landed after the list started"
+    );
+}
+
+#[test]
+fn kubectl_creates_selects_replaces_and_deletes() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, TOKEN);
+    for (name, app) in [("web-1", "web"), ("web-2", "web"), ("db-1", "db")] {
+        let output = kubectl.with_file("create", &config_map("default", name, json!({"app": app})));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for (name, phase) in [("p-run", "Running"), ("p-wait", "Pending")] {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": phase},
+        });
+        let output = kubectl.with_file("create", &pod);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    assert_eq!(
+        kubectl.ok(&["get", "configmaps", "-l", "app=web", "-o", "name"]),
+        "configmap/web-1\nconfigmap/web-2\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "pods",
+            "--field-selector",
+            "status.phase=Running",
+            "-o",
+            "name"
+        ]),
+        "pod/p-run\n"
+    );
+    // Human output is the server's Table, with kubectl's namespace column across namespaces.
+    let table = kubectl.ok(&["get", "cm", "-A"]);
+    assert!(table.starts_with("NAMESPACE"), "{table}");
+    assert!(table.contains("default     web-2"), "{table}");
+
+    let page = kubectl.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=2",
+    ]);
+    let page: Value = serde_json::from_str(&page).expect("raw JSON");
+    assert_eq!(page["kind"], "ConfigMapList");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(page["metadata"]["remainingItemCount"], 1);
+    assert!(page["metadata"]["continue"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+
+    let stored: Value =
+        serde_json::from_str(&kubectl.ok(&["get", "cm", "web-1", "-o", "json"])).expect("JSON");
+    assert!(stored["metadata"]["uid"].as_str().is_some());
+    assert!(stored["metadata"]["creationTimestamp"].as_str().is_some());
+    let fresh = kubectl.with_file("replace", &stored);
+    assert!(
+        fresh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    let stale = kubectl.with_file("replace", &stored);
+    assert!(!stale.status.success());
+    let message = String::from_utf8_lossy(&stale.stderr);
+    assert!(message.contains("Conflict"), "{message}");
+
+    assert_eq!(
+        kubectl.ok(&["delete", "configmap", "web-1"]),
+        "configmap \"web-1\" deleted\n"
+    );
+    let gone = kubectl.run(&["get", "configmap", "web-1"]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+}
+
+#[test]
+fn kubectl_finds_configured_kinds_by_name_and_short_name() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, TOKEN);
+    let widget = json!({
+        "apiVersion": "revkv.io/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w1"},
+        "spec": {"color": "blue"},
+    });
+    let output = kubectl.with_file("create", &widget);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        kubectl.ok(&["get", "wd", "-o", "name"]),
+        "widget.revkv.io/w1\n"
+    );
+    assert_eq!(
+        kubectl.ok(&[
+            "get",
+            "widgets",
+            "--field-selector",
+            "spec.color=red",
+            "-o",
+            "name"
+        ]),
+        ""
+    );
+}
+
+#[test]
+fn kubectl_with_a_wrong_token_is_unauthorized() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, "not-the-token");
+    let output = kubectl.run(&["get", "--raw", "/api/v1/configmaps"]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("Unauthorized"), "{message}");
+}
