@@ -117,6 +117,12 @@ pub async fn admit(
     response
 }
 
+/// Compares secrets without returning early, so the time taken does not reveal how much of a
+/// guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
 /// Why a request body could not be read.
 #[derive(Debug)]
 pub enum BodyError {

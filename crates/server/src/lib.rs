@@ -13,6 +13,7 @@ mod config;
 mod http;
 mod kube;
 mod metrics;
+mod swift;
 mod time;
 
 use std::future::Future;
@@ -55,11 +56,17 @@ pub fn router<B: Backend>(backend: B, config: &Config) -> Router {
     };
     Router::new()
         .route("/metrics", get(scrape))
-        .merge(kube::routes(backend, config, metrics.clone()))
+        .merge(kube::routes(backend.clone(), config, metrics.clone()))
+        .merge(swift::routes(backend, config))
         .layer(axum::middleware::from_fn_with_state(
             (admission, metrics),
             http::admit,
         ))
+}
+
+/// Lower-case hexadecimal, for tokens, uids and ETags.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Serves [`router`] on `listener` until `shutdown` completes; see [`http::serve`] for the

@@ -6,6 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Instant(pub u64);
 
+const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 struct Civil {
     year: i64,
     month: u32,
@@ -65,11 +70,52 @@ impl Instant {
             c.year, c.month, c.day, c.hour, c.minute, c.second
         )
     }
+
+    /// ISO 8601 with microseconds and no zone, as Swift's listings write `last_modified`.
+    pub fn swift_iso(self) -> String {
+        let c = self.civil();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}",
+            c.year,
+            c.month,
+            c.day,
+            c.hour,
+            c.minute,
+            c.second,
+            self.0 % 1_000_000
+        )
+    }
+
+    /// The IMF-fixdate of HTTP headers: `Tue, 15 Nov 1994 08:12:31 GMT`.
+    pub fn http_date(self) -> String {
+        let c = self.civil();
+        let weekday = WEEKDAYS[usize::try_from(self.seconds() / 86_400 % 7).unwrap_or(0)];
+        let month = MONTHS[usize::try_from(c.month - 1).unwrap_or(0)];
+        format!(
+            "{weekday}, {:02} {month} {:04} {:02}:{:02}:{:02} GMT",
+            c.day, c.year, c.hour, c.minute, c.second
+        )
+    }
+
+    /// Swift's `X-Timestamp`: seconds with five decimals, zero-padded to 16 characters.
+    pub fn swift_timestamp(self) -> String {
+        format!("{:010}.{:05}", self.seconds(), self.0 % 1_000_000 / 10)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_spells_the_same_moment_in_every_format() {
+        // 2014-01-15T16:41:49.390270Z, a Wednesday.
+        let instant = Instant(1_389_804_109_390_270);
+        assert_eq!(instant.rfc3339(), "2014-01-15T16:41:49Z");
+        assert_eq!(instant.swift_iso(), "2014-01-15T16:41:49.390270");
+        assert_eq!(instant.http_date(), "Wed, 15 Jan 2014 16:41:49 GMT");
+        assert_eq!(instant.swift_timestamp(), "1389804109.39027");
+    }
 
     #[test]
     fn leap_days_and_year_ends_fall_on_the_right_dates() {
@@ -81,9 +127,6 @@ mod tests {
             Instant(1_735_689_599_000_000).rfc3339(),
             "2024-12-31T23:59:59Z"
         );
-        assert_eq!(
-            Instant(1_389_804_109_390_270).rfc3339(),
-            "2014-01-15T16:41:49Z"
-        );
+        assert_eq!(Instant(0).http_date(), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

@@ -89,18 +89,13 @@ async fn authenticate<B: Backend>(
     let known = presented.is_some_and(|presented| {
         kube.tokens
             .iter()
-            .any(|token| constant_time_eq(token.as_bytes(), presented.as_bytes()))
+            .any(|token| crate::http::constant_time_eq(token.as_bytes(), presented.as_bytes()))
     });
     if known {
         next.run(request).await
     } else {
         ApiError::unauthorized().into_response()
     }
-}
-
-/// Compares without returning early, so the time taken does not reveal a token's prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 async fn api_groups<B: Backend>(State(kube): State<Shared<B>>) -> Json<Value> {
