@@ -5,7 +5,9 @@
 # memory-measuring tests run after the rest, alone.
 #
 # The power-cut tests (crates/powercut) mount a FUSE filesystem: they need /dev/fuse and
-# fusermount3, from Debian's fuse3 package.
+# fusermount3, from Debian's fuse3 package. The server's real-client tests (crates/server)
+# need kubectl (1.32, on every machine of this kind) and a virtualenv with the Python
+# `kubernetes` and `python-swiftclient` packages, which scripts/python-clients.sh creates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +23,12 @@ if ! command -v fusermount3 >/dev/null; then
         exit 1
     fi
 fi
+
+if ! command -v kubectl >/dev/null; then
+    echo "scripts/test.sh: kubectl is not on PATH; the server's kubectl tests need it" >&2
+    exit 1
+fi
+scripts/python-clients.sh >/dev/null
 
 cargo test --workspace "$@"
 if [ "$#" -eq 0 ]; then
