@@ -344,4 +344,41 @@ fn history_prints_every_change_since_a_revision_and_refuses_a_compacted_one() {
     assert!(!refused.status.success());
     let error: Value = serde_json::from_slice(&refused.stderr).expect("a JSON error");
     assert_eq!(error["error"]["reason"], "Expired");
+
+fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_revkv"))
+        .arg("--data")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary runs");
+    let mut line = String::new();
+    let stdout = server.stdout.take().expect("stdout");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the listening line");
+    let address = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .write_all(b"GET /api/v1/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"kind\":\"ConfigMapList\""), "{answer}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = server.wait().expect("the server exits");
+    assert!(status.success(), "serve exited with {status}");
 }
