@@ -8,13 +8,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{SelfSigned, Server};
+use common::{versions, SelfSigned, Server};
 use revkv_server::{Config, KindConfig};
 use serde_json::{json, Value};
 
@@ -140,26 +139,6 @@ fn delete(server: &Server, path: &str) -> u16 {
         .status
 }
 
-/// `(namespace/name, resourceVersion)` of every item of a list.
-fn versions(list: &Value) -> BTreeSet<(String, String)> {
-    list["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|item| {
-            let meta = &item["metadata"];
-            (
-                format!(
-                    "{}/{}",
-                    meta["namespace"].as_str().unwrap_or(""),
-                    meta["name"]
-                ),
-                meta["resourceVersion"].as_str().expect("rv").to_owned(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn a_chunked_list_across_namespaces_under_writes_is_one_snapshot() {
     let server = Arc::new(Server::start(config()));
@@ -226,8 +205,8 @@ fn a_chunked_list_across_namespaces_under_writes_is_one_snapshot() {
 
     // The snapshot: the list read exactly at some revision at or after the newest item.
     let newest = listed
-        .iter()
-        .map(|(_, rv)| rv.parse::<u64>().expect("numeric rv"))
+        .values()
+        .map(|rv| rv.parse::<u64>().expect("numeric rv"))
         .max()
         .expect("items");
     let current = server.db.current_revision().get();

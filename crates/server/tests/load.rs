@@ -1,6 +1,6 @@
 //! Many clients paging at once: concurrent kubectl-style lists over one collection while a
 //! writer changes it, every list checked to be the snapshot of its revision, and the process's
-//! resident memory (server and clients together) reported before and after. 100 clients by
+//! resident memory (server and clients together) reported before and after. 50 clients by
 //! default, to keep the test command quick on a debug build; `REVKV_LOAD_CLIENTS=1000 cargo
 //! test --release -p revkv-server --test load -- --nocapture` is the full load.
 
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use common::Server;
+use common::{versions, Server};
 use revkv_server::{Config, Limits};
 use serde_json::{json, Value};
 
@@ -61,13 +61,7 @@ fn page_through(server: &Server) -> (BTreeMap<String, String>, String) {
             &rv,
             "one revision per list"
         );
-        for item in page["items"].as_array().expect("items") {
-            let meta = &item["metadata"];
-            items.insert(
-                meta["name"].as_str().expect("name").to_owned(),
-                meta["resourceVersion"].as_str().expect("rv").to_owned(),
-            );
-        }
+        items.extend(versions(&page));
         match page["metadata"]["continue"].as_str() {
             Some(next) => token = next.to_owned(),
             None => return (items, rv),
@@ -80,7 +74,7 @@ fn concurrent_paging_clients_each_get_an_exact_snapshot() {
     let clients: usize = std::env::var("REVKV_LOAD_CLIENTS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(50);
     let server = Server::start(Config {
         limits: Limits {
             max_connections: clients + 64,
@@ -128,16 +122,7 @@ fn concurrent_paging_clients_each_get_an_exact_snapshot() {
             let path = format!(
                 "/api/v1/namespaces/load/configmaps?resourceVersion={revision}&resourceVersionMatch=Exact"
             );
-            let list: Value = server.request("GET", &path, &[], b"").json();
-            list["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|item| {
-                    let meta = &item["metadata"];
-                    (meta["name"].as_str().expect("name").to_owned(), meta["resourceVersion"].as_str().expect("rv").to_owned())
-                })
-                .collect()
+            versions(&server.request("GET", &path, &[], b"").json())
         });
         assert_eq!(
             items, expected,

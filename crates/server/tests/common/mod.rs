@@ -121,6 +121,22 @@ impl SelfSigned {
     }
 }
 
+/// `namespace/name → resourceVersion` of every item of a Kubernetes list.
+pub fn versions(list: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            let meta = &item["metadata"];
+            let namespace = meta["namespace"].as_str().unwrap_or("");
+            let name = meta["name"].as_str().expect("name");
+            let rv = meta["resourceVersion"].as_str().expect("rv");
+            (format!("{namespace}/{name}"), rv.to_owned())
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
