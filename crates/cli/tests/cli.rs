@@ -344,7 +344,9 @@ fn history_prints_every_change_since_a_revision_and_refuses_a_compacted_one() {
     assert!(!refused.status.success());
     let error: Value = serde_json::from_slice(&refused.stderr).expect("a JSON error");
     assert_eq!(error["error"]["reason"], "Expired");
+}
 
+#[test]
 fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
 
