@@ -7,15 +7,19 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use revkv::selector::{FieldSelector, LabelSelector};
-use revkv::{Cmp, Compare, Db, Entry, ListOptions, ListPage, Op, Put, Revision, Txn};
+use revkv::{
+    Cmp, Compare, Db, Entry, ListOptions, ListPage, Notification, Op, Put, Revision, Txn, Watch,
+    WatchOptions,
+};
+use tokio::sync::{mpsc, Notify};
 
 /// A storage backend for the HTTP APIs.
 ///
-/// Every method may block on I/O; implementations do that off the async runtime. The watch
-/// hook (a change feed from a revision on, with compaction reported as expiry) joins this trait
-/// when the engine has one: Kubernetes' `watch=1` is built on it and nothing else.
+/// Every method may block on I/O; implementations do that off the async runtime.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// The key's entry at `at`, or at the newest revision.
     fn get(
@@ -37,6 +41,14 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         request: ListRequest,
     ) -> impl Future<Output = Result<ListPage, StoreError>> + Send;
+
+    /// Opens a change feed of a prefix from a revision on, in revision order (etcd's Watch):
+    /// notifications arrive on the returned channel until an error (the last item), or until
+    /// the receiver is dropped, which cancels the watch.
+    fn watch(
+        &self,
+        request: WatchRequest,
+    ) -> impl Future<Output = Result<mpsc::Receiver<Result<Notification, StoreError>>, StoreError>> + Send;
 
     /// The newest and the compacted revision, without waiting on storage.
     fn revisions(&self) -> Revisions;
@@ -95,6 +107,21 @@ pub struct ListRequest {
     pub revision: Option<Revision>,
     /// Continues a list from the token of its previous chunk.
     pub continue_token: Option<String>,
+}
+
+/// What [`Backend::watch`] follows.
+#[derive(Clone, Debug, Default)]
+pub struct WatchRequest {
+    /// Only keys starting with it.
+    pub prefix: Vec<u8>,
+    /// Only entries whose labels match (a put that leaves the selector is a delete).
+    pub labels: Option<LabelSelector>,
+    /// Only entries whose fields match.
+    pub fields: Option<FieldSelector>,
+    /// The first revision delivered; `None` for the changes after the newest revision.
+    pub start: Option<Revision>,
+    /// How often an idle watch reports its progress.
+    pub progress_interval: Option<Duration>,
 }
 
 /// The revisions a backend has reached.
@@ -196,6 +223,14 @@ impl From<revkv::Error> for StoreError {
     }
 }
 
+/// Applies an optional setting to engine options: requests leave most of them unset.
+fn with<O, T>(options: O, value: Option<T>, set: impl FnOnce(O, T) -> O) -> O {
+    match value {
+        Some(value) => set(options, value),
+        None => options,
+    }
+}
+
 /// Runs a blocking engine call on tokio's blocking pool, so no runtime worker waits on sled.
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> revkv::Result<T> + Send + 'static,
@@ -254,17 +289,6 @@ impl Backend for Db {
     }
 
     async fn list(&self, request: ListRequest) -> Result<ListPage, StoreError> {
-        /// Applies an optional setting: the request leaves most of them unset.
-        fn with<T>(
-            options: ListOptions,
-            value: Option<T>,
-            set: impl FnOnce(ListOptions, T) -> ListOptions,
-        ) -> ListOptions {
-            match value {
-                Some(value) => set(options, value),
-                None => options,
-            }
-        }
         let options = ListOptions::prefix(request.prefix)
             .limit(request.limit.clamp(1, self.max_page_size()))
             .reverse(request.reverse);
@@ -279,6 +303,26 @@ impl Backend for Db {
         blocking(move || db.list(&options)).await
     }
 
+    async fn watch(
+        &self,
+        request: WatchRequest,
+    ) -> Result<mpsc::Receiver<Result<Notification, StoreError>>, StoreError> {
+        let options = WatchOptions::prefix(request.prefix).prev_entry(true);
+        let options = with(options, request.labels, WatchOptions::label_selector);
+        let options = with(options, request.fields, WatchOptions::field_selector);
+        let options = with(options, request.start, WatchOptions::start);
+        let options = with(
+            options,
+            request.progress_interval,
+            WatchOptions::progress_interval,
+        );
+        let db = self.clone();
+        let watch = blocking(move || db.watch(options)).await?;
+        let (sender, receiver) = mpsc::channel(WATCH_CHANNEL);
+        tokio::spawn(pump(watch, sender, request.progress_interval));
+        Ok(receiver)
+    }
+
     fn revisions(&self) -> Revisions {
         Revisions {
             current: self.current_revision(),
@@ -289,5 +333,58 @@ impl Backend for Db {
     fn max_page_size(&self) -> usize {
         // The engine's default; `Options::max_page_size` is not readable back from a `Db`.
         10_000
+    }
+}
+
+/// Notifications a watch's channel holds before its reader must catch up; the engine's own
+/// inbox and revision log hold the rest.
+const WATCH_CHANNEL: usize = 64;
+
+/// Moves notifications from an engine watch to its channel. Reading the watch may read the
+/// revision log, so each batch is read on the blocking pool; between batches the task waits,
+/// without a thread, for the engine's waker, the next progress tick, or the reader leaving.
+async fn pump(
+    mut watch: Watch,
+    sender: mpsc::Sender<Result<Notification, StoreError>>,
+    progress_interval: Option<Duration>,
+) {
+    let ready = Arc::new(Notify::new());
+    let wake = ready.clone();
+    watch.set_waker(move || wake.notify_one());
+    let tick = progress_interval.unwrap_or(Duration::from_secs(3600));
+    loop {
+        let read = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::new();
+            while batch.len() < WATCH_CHANNEL {
+                match watch.try_next() {
+                    Ok(Some(notification)) => batch.push(Ok(notification)),
+                    Ok(None) => break,
+                    Err(error) => {
+                        batch.push(Err(StoreError::from(error)));
+                        break;
+                    }
+                }
+            }
+            (watch, batch)
+        })
+        .await;
+        let Ok((returned, batch)) = read else {
+            return;
+        };
+        watch = returned;
+        let idle = batch.is_empty();
+        for item in batch {
+            let failed = item.is_err();
+            if sender.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+        if idle {
+            tokio::select! {
+                () = ready.notified() => {}
+                () = tokio::time::sleep(tick) => {}
+                () = sender.closed() => return,
+            }
+        }
     }
 }

@@ -3,8 +3,8 @@
 //! python-swiftclient page through unmodified, with every page read from one snapshot and an
 //! exact remaining count.
 //!
-//! The APIs talk to storage only through [`Backend`], which [`revkv::Db`] implements.
-//! [`router`] builds the routes; [`serve`] runs them with limits and a graceful shutdown.
+//! The APIs talk to storage only through [`Backend`], which [`revkv::Db`] implements;
+//! [`serve`] runs them with limits and a graceful shutdown.
 
 #![deny(unsafe_code)]
 
@@ -27,7 +27,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use backend::{Backend, Condition, ListRequest, Revisions, StoreError, Write};
+pub use backend::{Backend, Condition, ListRequest, Revisions, StoreError, WatchRequest, Write};
 pub use config::{Config, ConfigError, KindConfig, Limits, SwiftAccount, TlsConfig};
 
 use metrics::Metrics;
@@ -36,8 +36,12 @@ use metrics::Metrics;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Every route of the server over `backend`, with admission (timeout, bounded concurrency),
-/// access logs and metrics on each.
-pub fn router<B: Backend>(backend: B, config: &Config) -> Router {
+/// access logs and metrics on each; watches end when `stop` turns true.
+fn router<B: Backend>(
+    backend: B,
+    config: &Config,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let metrics = Arc::new(Metrics::default());
     let admission = Arc::new(http::Admission::new(&config.limits));
     let scrape = {
@@ -56,7 +60,7 @@ pub fn router<B: Backend>(backend: B, config: &Config) -> Router {
     };
     Router::new()
         .route("/metrics", get(scrape))
-        .merge(kube::routes(backend.clone(), config, metrics.clone()))
+        .merge(kube::routes(backend.clone(), config, metrics.clone(), stop))
         .merge(swift::routes(backend, config))
         .layer(axum::middleware::from_fn_with_state(
             (admission, metrics),
@@ -69,8 +73,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes; see [`http::serve`] for the
-/// connection limits and the graceful end.
+/// Serves both APIs and `/metrics` over `backend` on `listener` until `shutdown` completes,
+/// then ends open watches, lets requests in flight finish and returns. Connections must send
+/// their headers in time, and beyond the configured number are closed at once.
 ///
 /// # Errors
 ///
@@ -86,6 +91,13 @@ pub async fn serve<B: Backend>(
         Some(tls) => Some(tls.acceptor().map_err(std::io::Error::other)?),
         None => None,
     };
-    let app = router(backend, config);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let app = router(backend, config, stopped);
+    // Watches stream until they time out, so they are ended first: graceful shutdown then
+    // waits only for ordinary requests.
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     http::serve(listener, app, tls, &config.limits, shutdown, SHUTDOWN_GRACE).await
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -60,6 +61,16 @@ struct Figures {
 #[derive(Default)]
 pub struct Metrics {
     figures: Mutex<Figures>,
+    watchers: AtomicU64,
+}
+
+/// Counts one open watch for as long as it lives.
+pub struct Watching<'a>(&'a AtomicU64);
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -89,6 +100,11 @@ impl Metrics {
             .entry(api)
             .or_default()
             .observe(&CHUNK_BUCKETS, items);
+    }
+
+    pub fn watching(&self) -> Watching<'_> {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watching(&self.watchers)
     }
 
     pub fn render(&self, revisions: Revisions) -> String {
@@ -122,6 +138,13 @@ impl Metrics {
                 &CHUNK_BUCKETS,
             );
         }
+        out.push_str("# HELP revkv_watchers Open watch streams.\n");
+        out.push_str("# TYPE revkv_watchers gauge\n");
+        let _ = writeln!(
+            out,
+            "revkv_watchers {}",
+            self.watchers.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP revkv_revision The newest revision readers see.\n");
         out.push_str("# TYPE revkv_revision gauge\n");
         let _ = writeln!(out, "revkv_revision {}", revisions.current);

@@ -162,7 +162,16 @@ fn bad_tokens_selectors_and_revisions_are_typed_status_errors() {
             504,
             "Timeout",
         ),
-        ("/api/v1/configmaps?watch=True", 405, "MethodNotAllowed"),
+        (
+            "/api/v1/configmaps?watch=1&sendInitialEvents=true",
+            422,
+            "Invalid",
+        ),
+        (
+            "/api/v1/configmaps?watch=1&resourceVersionMatch=NotOlderThan",
+            422,
+            "Invalid",
+        ),
         ("/api/v1/namespaces/a/configmaps/missing", 404, "NotFound"),
         ("/api/v1/widgets", 404, "NotFound"),
     ];
@@ -264,4 +273,109 @@ fn metrics_count_requests_and_chunks_and_show_revisions() {
     );
     assert!(text.contains("revkv_revision 1"), "{text}");
     assert!(text.contains("revkv_compacted_revision 0"), "{text}");
+}
+
+/// The lines of a watch that ends after `seconds`, each one event.
+fn watch_lines(server: &Server, query: &str) -> Vec<Value> {
+    let path = format!("/api/v1/namespaces/a/configmaps?watch=True&{query}");
+    let response = server.request("GET", &path, &[], b"");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let text = String::from_utf8(response.body).expect("text");
+    assert!(text.is_empty() || text.ends_with('\n'), "{text:?}");
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON event per line"))
+        .collect()
+}
+
+fn event_names(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|event| {
+            let name = event["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            (event["type"].as_str().expect("type").to_owned(), name)
+        })
+        .collect()
+}
+
+#[test]
+fn a_watch_from_a_resource_version_streams_the_changes_after_it() {
+    let server = Server::start(Config::default());
+    let first = create(&server, "a", "one");
+    let rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_owned();
+    let watcher = {
+        let addr = server.addr;
+        std::thread::spawn(move || {
+            let path = format!(
+                "/api/v1/namespaces/a/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=2"
+            );
+            common::request(addr, "GET", &path, &[], b"")
+        })
+    };
+    create(&server, "a", "two");
+    create(&server, "b", "elsewhere");
+    let replaced = server.request("DELETE", "/api/v1/namespaces/a/configmaps/one", &[], b"");
+    assert_eq!(replaced.status, 200);
+    let response = watcher.join().expect("watcher");
+    let text = String::from_utf8(response.body).expect("text");
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(
+        event_names(&events),
+        [
+            ("ADDED".to_owned(), "two".to_owned()),
+            ("DELETED".to_owned(), "one".to_owned())
+        ]
+    );
+    assert_eq!(events[1]["object"]["kind"], "ConfigMap");
+}
+
+#[test]
+fn send_initial_events_ends_its_state_with_the_initial_events_end_bookmark() {
+    let server = Server::start(Config::default());
+    create(&server, "a", "one");
+    create(&server, "a", "two");
+    let events = watch_lines(
+        &server,
+        "sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+    );
+    assert_eq!(
+        event_names(&events[..2]),
+        [
+            ("ADDED".to_owned(), "one".to_owned()),
+            ("ADDED".to_owned(), "two".to_owned())
+        ]
+    );
+    let end = &events[2];
+    assert_eq!(end["type"], "BOOKMARK");
+    assert_eq!(end["object"]["kind"], "ConfigMap");
+    assert_eq!(
+        end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    assert_eq!(end["object"]["metadata"]["resourceVersion"], "2");
+}
+
+#[test]
+fn a_watch_from_a_compacted_revision_is_one_expired_error_event() {
+    let server = Server::start(Config::default());
+    create(&server, "a", "one");
+    create(&server, "a", "two");
+    server
+        .db
+        .compact(server.db.current_revision())
+        .expect("compact");
+    let events = watch_lines(&server, "resourceVersion=1&timeoutSeconds=1");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_status(&events[0]["object"], 410, "Expired");
+    assert!(events[0]["object"]["message"].as_str().is_some());
 }

@@ -44,7 +44,7 @@ pub fn api_resources(kinds: &Kinds, group: &str, version: &str) -> Option<Value>
                 "singularName": kind.singular,
                 "namespaced": kind.namespaced,
                 "kind": kind.kind,
-                "verbs": ["create", "delete", "get", "list", "update"],
+                "verbs": ["create", "delete", "get", "list", "update", "watch"],
                 "shortNames": kind.short_names,
             })
         })

@@ -1,6 +1,7 @@
 //! List requests: query parameters, the apiserver's resourceVersion rules, and the list (or
 //! Table) that answers them.
 
+use revkv::selector::{FieldSelector, LabelSelector};
 use revkv::{ListPage, Revision};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -21,15 +22,17 @@ pub struct ListParams {
     continue_token: Option<String>,
     label_selector: Option<String>,
     field_selector: Option<String>,
-    resource_version: Option<String>,
-    resource_version_match: Option<String>,
-    watch: Option<String>,
-    send_initial_events: Option<String>,
+    pub(super) resource_version: Option<String>,
+    pub(super) resource_version_match: Option<String>,
+    pub(super) watch: Option<String>,
+    pub(super) send_initial_events: Option<String>,
+    pub(super) allow_watch_bookmarks: Option<String>,
+    pub(super) timeout_seconds: Option<String>,
 }
 
 /// Query booleans as apimachinery reads them: absent, `0` and `false` are false, anything
 /// else (the empty string, `True`) is true.
-fn flag(value: Option<&str>) -> bool {
+pub(super) fn flag(value: Option<&str>) -> bool {
     value.is_some_and(|text| text != "0" && !text.eq_ignore_ascii_case("false"))
 }
 
@@ -45,7 +48,7 @@ enum ReadAt {
     Continued,
 }
 
-fn parse_revision(text: &str) -> Result<u64, ApiError> {
+pub(super) fn parse_revision(text: &str) -> Result<u64, ApiError> {
     text.parse()
         .map_err(|_| ApiError::bad_request(format!("invalid resource version: {text:?}")))
 }
@@ -106,6 +109,26 @@ fn read_at(params: &ListParams, limited: bool) -> Result<ReadAt, ApiError> {
     })
 }
 
+/// The label and field selectors of a list or watch; a malformed one is 400.
+pub(super) fn selectors(
+    params: &ListParams,
+) -> Result<(Option<LabelSelector>, Option<FieldSelector>), ApiError> {
+    let labels = match params.label_selector.as_deref().filter(|s| !s.is_empty()) {
+        Some(text) => Some(text.parse().map_err(|error| {
+            ApiError::bad_request(format!("unable to parse requirement: {error}"))
+        })?),
+        None => None,
+    };
+    let fields =
+        match params.field_selector.as_deref().filter(|s| !s.is_empty()) {
+            Some(text) => Some(text.parse().map_err(|error| {
+                ApiError::bad_request(format!("invalid field selector: {error}"))
+            })?),
+            None => None,
+        };
+    Ok((labels, fields))
+}
+
 /// One page of a list as the backend returned it, ready to be rendered.
 struct Listed {
     items: Vec<Value>,
@@ -122,11 +145,6 @@ pub async fn list<B: Backend>(
     params: &ListParams,
     representation: Representation,
 ) -> Result<Value, ApiError> {
-    if flag(params.watch.as_deref()) {
-        return Err(ApiError::method_not_allowed(
-            "watch is not supported by this server yet; list without watch",
-        ));
-    }
     if flag(params.send_initial_events.as_deref()) {
         return Err(ApiError::invalid("sendInitialEvents is forbidden for list"));
     }
@@ -142,17 +160,7 @@ pub async fn list<B: Backend>(
         limit: usize::try_from(limit).unwrap_or(usize::MAX),
         ..ListRequest::default()
     };
-    if let Some(text) = params.label_selector.as_deref().filter(|s| !s.is_empty()) {
-        request.labels = Some(text.parse().map_err(|error| {
-            ApiError::bad_request(format!("unable to parse requirement: {error}"))
-        })?);
-    }
-    if let Some(text) = params.field_selector.as_deref().filter(|s| !s.is_empty()) {
-        request.fields =
-            Some(text.parse().map_err(|error| {
-                ApiError::bad_request(format!("invalid field selector: {error}"))
-            })?);
-    }
+    (request.labels, request.fields) = selectors(params)?;
     match read {
         ReadAt::Newest { at_least } => {
             let current = kube.backend.revisions().current.get();

@@ -8,6 +8,7 @@ mod object;
 mod openapi;
 mod representation;
 mod status;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -39,17 +40,25 @@ pub struct Kube<B> {
     tokens: Vec<String>,
     max_body_bytes: usize,
     metrics: Arc<Metrics>,
+    /// Turns true when the server shuts down: open watches end then.
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 type Shared<B> = Arc<Kube<B>>;
 
-pub fn routes<B: Backend>(backend: B, config: &Config, metrics: Arc<Metrics>) -> Router {
+pub fn routes<B: Backend>(
+    backend: B,
+    config: &Config,
+    metrics: Arc<Metrics>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let kube = Arc::new(Kube {
         backend,
         kinds: Kinds::new(&config.kinds),
         tokens: config.tokens.clone(),
         max_body_bytes: config.limits.max_body_bytes,
         metrics,
+        stop,
     });
     // `/version` is public, as on an apiserver: kubectl's version dispatcher asks for it
     // before it reads any credentials.
@@ -165,14 +174,9 @@ async fn objects<B: Backend>(
         headers,
         body,
     };
-    respond(dispatch(&kube, request).await)
-}
-
-fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
-    match result {
-        Ok((code, value)) => (code, Json(value)).into_response(),
-        Err(error) => error.into_response(),
-    }
+    dispatch(&kube, request)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Splits the path into a kind, an optional namespace and an optional name, and runs the
@@ -180,7 +184,7 @@ fn respond(result: Result<(StatusCode, Value), ApiError>) -> Response {
 async fn dispatch<B: Backend>(
     kube: &Kube<B>,
     request: ObjectRequest<'_>,
-) -> Result<(StatusCode, Value), ApiError> {
+) -> Result<Response, ApiError> {
     let segments: Vec<&str> = request.path.split('/').collect();
     let (namespace, plural, name) = match segments.as_slice() {
         [plural] => (None, *plural, None),
@@ -202,6 +206,7 @@ async fn dispatch<B: Backend>(
         return Err(ApiError::no_route(request.uri.path()));
     }
     let representation = representation::negotiate(&request.headers)?;
+    let json = |code: StatusCode, value: Value| (code, Json(value)).into_response();
     let single = |object: Value| match representation {
         Representation::Json => object,
         Representation::Table(version) => {
@@ -218,8 +223,11 @@ async fn dispatch<B: Backend>(
             let params: ListParams = axum::extract::Query::try_from_uri(&request.uri)
                 .map_err(|error| ApiError::bad_request(error.body_text()))?
                 .0;
+            if list::flag(params.watch.as_deref()) {
+                return watch::watch(kube, kind, namespace, &params).await;
+            }
             let list = list::list(kube, kind, namespace, &params, representation).await?;
-            Ok((StatusCode::OK, list))
+            Ok(json(StatusCode::OK, list))
         }
         (Method::POST, None) => {
             if kind.namespaced && namespace.is_none() {
@@ -229,7 +237,7 @@ async fn dispatch<B: Backend>(
             }
             let body = json_body(kube, &request.headers, request.body).await?;
             let created = object::create(kube, kind, namespace, &body).await?;
-            Ok((StatusCode::CREATED, single(created)))
+            Ok(json(StatusCode::CREATED, single(created)))
         }
         (method, Some(name)) => {
             if kind.namespaced && namespace.is_none() {
@@ -241,13 +249,16 @@ async fn dispatch<B: Backend>(
                 name,
             };
             match method {
-                Method::GET => Ok((StatusCode::OK, single(object::get(kube, &target).await?))),
+                Method::GET => Ok(json(
+                    StatusCode::OK,
+                    single(object::get(kube, &target).await?),
+                )),
                 Method::PUT => {
                     let body = json_body(kube, &request.headers, request.body).await?;
                     let replaced = object::replace(kube, &target, &body).await?;
-                    Ok((StatusCode::OK, single(replaced)))
+                    Ok(json(StatusCode::OK, single(replaced)))
                 }
-                Method::DELETE => Ok((StatusCode::OK, object::delete(kube, &target).await?)),
+                Method::DELETE => Ok(json(StatusCode::OK, object::delete(kube, &target).await?)),
                 other => Err(ApiError::method_not_allowed(format!(
                     "{other} is not supported on an object"
                 ))),

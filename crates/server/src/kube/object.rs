@@ -38,7 +38,8 @@ pub fn stored_object(entry: &Entry) -> Result<Value, ApiError> {
     with_revision(entry, entry.mod_revision)
 }
 
-fn with_revision(entry: &Entry, revision: Revision) -> Result<Value, ApiError> {
+/// The object a stored entry holds, with `resourceVersion` set to `revision`.
+pub fn with_revision(entry: &Entry, revision: Revision) -> Result<Value, ApiError> {
     let mut object: Value = serde_json::from_slice(&entry.value)
         .map_err(|error| ApiError::internal(format!("a stored object does not decode: {error}")))?;
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {

@@ -197,11 +197,21 @@ impl From<BodyError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// A watch whose start has been compacted: sent as an `ERROR` event, not as an HTTP error,
+    /// because the Python client retries only on that path.
+    pub fn expired_watch(requested: u64, compacted: u64) -> Self {
+        ApiError::expired(
+            &format!("too old resource version: {requested} ({compacted})"),
+            None,
+        )
+    }
+
+    /// The `Status` object of this error.
+    pub fn status(&self) -> Value {
         let mut metadata = json!({});
-        if let Some(token) = self.continue_token {
-            metadata["continue"] = Value::String(token);
+        if let Some(token) = &self.continue_token {
+            metadata["continue"] = Value::String(token.clone());
         }
         let mut status = json!({
             "kind": "Status",
@@ -212,10 +222,16 @@ impl IntoResponse for ApiError {
             "reason": self.reason,
             "code": self.code.as_u16(),
         });
-        if let Some(details) = self.details {
-            status["details"] = details;
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
         }
-        let mut response = (self.code, axum::Json(status)).into_response();
+        status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.code, axum::Json(self.status())).into_response();
         if let Some(seconds) = self.retry_after_seconds {
             response
                 .headers_mut()
