@@ -355,3 +355,53 @@ fn kubectl_with_a_wrong_token_is_unauthorized() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(message.contains("Unauthorized"), "{message}");
 }
+
+#[test]
+fn kubectl_get_watch_sees_a_change() {
+    use std::io::{BufRead, BufReader};
+
+    let plain = Server::start(config());
+    let kubectl = Kubectl::new(&plain, TOKEN);
+    let mut watching = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubectl.path("kubeconfig"))
+        .arg("--cache-dir")
+        .arg(kubectl.path("cache"))
+        .args(["get", "configmaps", "-w", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl runs");
+    let stdout = watching.stdout.take().expect("stdout");
+    let (seen, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if seen.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Until kubectl's watch is open, a change may land in its initial list instead: either way
+    // it must show up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut found = false;
+    let mut attempt = 0;
+    while !found && std::time::Instant::now() < deadline {
+        let name = format!("watched-{attempt}");
+        let object = config_map("default", &name, json!({}));
+        assert_eq!(
+            post(&plain, "/api/v1/namespaces/default/configmaps", &object),
+            201
+        );
+        attempt += 1;
+        while let Ok(line) = lines.recv_timeout(std::time::Duration::from_millis(500)) {
+            if line.starts_with("configmap/watched-") {
+                found = true;
+                break;
+            }
+        }
+    }
+    let _ = watching.kill();
+    let _ = watching.wait();
+    assert!(found, "kubectl get -w printed no change");
+}

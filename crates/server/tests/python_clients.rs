@@ -222,3 +222,67 @@ fn the_swift_command_uploads_lists_by_prefix_and_delimiter_and_downloads() {
         );
     }
 }
+
+const KUBERNETES_WATCH: &str = r#"
+import json, sys
+from kubernetes import client, watch
+args = json.loads(sys.argv[1])
+configuration = client.Configuration()
+configuration.host = args["url"]
+configuration.api_key = {"authorization": "Bearer " + args["token"]}
+api = client.CoreV1Api(client.ApiClient(configuration))
+first = api.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="first")))
+start = first.metadata.resource_version
+api.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="second")))
+api.delete_namespaced_config_map("first", "default")
+seen = []
+stream = watch.Watch()
+for event in stream.stream(api.list_namespaced_config_map, "default", resource_version=start, timeout_seconds=2):
+    seen.append([event["type"], event["object"].metadata.name])
+    if len(seen) == 2:
+        stream.stop()
+print(json.dumps({"seen": seen}))
+"#;
+
+const KUBERNETES_EXPIRED_WATCH: &str = r#"
+import json, sys
+from kubernetes import client, watch
+args = json.loads(sys.argv[1])
+configuration = client.Configuration()
+configuration.host = args["url"]
+configuration.api_key = {"authorization": "Bearer " + args["token"]}
+api = client.CoreV1Api(client.ApiClient(configuration))
+outcome = None
+try:
+    for event in watch.Watch().stream(api.list_namespaced_config_map, "default", resource_version="1"):
+        outcome = {"event": event["type"]}
+        break
+except client.exceptions.ApiException as error:
+    outcome = {"status": error.status, "reason": error.reason}
+print(json.dumps(outcome))
+"#;
+
+#[test]
+fn the_kubernetes_watch_streams_changes_and_fails_across_an_expiry() {
+    let server = Server::start(config());
+    let args = json!({"url": server.url("http"), "token": TOKEN});
+    let result = run_python(KUBERNETES_WATCH, &args);
+    assert_eq!(
+        result["seen"],
+        json!([["ADDED", "second"], ["DELETED", "first"]])
+    );
+
+    server
+        .db
+        .compact(server.db.current_revision())
+        .expect("compact");
+    // The client retries an expired watch once, from the same revision, then gives up.
+    let expired = run_python(KUBERNETES_EXPIRED_WATCH, &args);
+    assert_eq!(expired["status"], 410, "{expired}");
+    assert!(
+        expired["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Expired")),
+        "{expired}"
+    );
+}
