@@ -63,14 +63,18 @@ fn config() -> Config {
     }
 }
 
-const KUBERNETES_PAGES: &str = r#"
+/// What every program that uses the `kubernetes` client starts with: `api` on the server.
+const KUBERNETES_CLIENT: &str = r#"
 import json, sys
-from kubernetes import client
+from kubernetes import client, watch
 args = json.loads(sys.argv[1])
 configuration = client.Configuration()
 configuration.host = args["url"]
 configuration.api_key = {"authorization": "Bearer " + args["token"]}
 api = client.CoreV1Api(client.ApiClient(configuration))
+"#;
+
+const KUBERNETES_PAGES: &str = r#"
 for i in range(args["count"]):
     body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="cm-%04d" % i), data={"i": str(i)})
     api.create_namespaced_config_map("default", body)
@@ -95,7 +99,7 @@ print(json.dumps({"pages": pages, "names": names, "bad_token": expired}))
 fn the_kubernetes_client_pages_with_limit_and_continue() {
     let server = Server::start(config());
     let result = run_python(
-        KUBERNETES_PAGES,
+        &[KUBERNETES_CLIENT, KUBERNETES_PAGES].concat(),
         &json!({"url": server.url("http"), "token": TOKEN, "count": 25, "limit": 10}),
     );
     let expected: Vec<String> = (0..25).map(|i| format!("cm-{i:04}")).collect();
@@ -224,13 +228,6 @@ fn the_swift_command_uploads_lists_by_prefix_and_delimiter_and_downloads() {
 }
 
 const KUBERNETES_WATCH: &str = r#"
-import json, sys
-from kubernetes import client, watch
-args = json.loads(sys.argv[1])
-configuration = client.Configuration()
-configuration.host = args["url"]
-configuration.api_key = {"authorization": "Bearer " + args["token"]}
-api = client.CoreV1Api(client.ApiClient(configuration))
 first = api.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="first")))
 start = first.metadata.resource_version
 api.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="second")))
@@ -245,13 +242,6 @@ print(json.dumps({"seen": seen}))
 "#;
 
 const KUBERNETES_EXPIRED_WATCH: &str = r#"
-import json, sys
-from kubernetes import client, watch
-args = json.loads(sys.argv[1])
-configuration = client.Configuration()
-configuration.host = args["url"]
-configuration.api_key = {"authorization": "Bearer " + args["token"]}
-api = client.CoreV1Api(client.ApiClient(configuration))
 outcome = None
 try:
     for event in watch.Watch().stream(api.list_namespaced_config_map, "default", resource_version="1"):
@@ -266,7 +256,7 @@ print(json.dumps(outcome))
 fn the_kubernetes_watch_streams_changes_and_fails_across_an_expiry() {
     let server = Server::start(config());
     let args = json!({"url": server.url("http"), "token": TOKEN});
-    let result = run_python(KUBERNETES_WATCH, &args);
+    let result = run_python(&[KUBERNETES_CLIENT, KUBERNETES_WATCH].concat(), &args);
     assert_eq!(
         result["seen"],
         json!([["ADDED", "second"], ["DELETED", "first"]])
@@ -277,7 +267,10 @@ fn the_kubernetes_watch_streams_changes_and_fails_across_an_expiry() {
         .compact(server.db.current_revision())
         .expect("compact");
     // The client retries an expired watch once, from the same revision, then gives up.
-    let expired = run_python(KUBERNETES_EXPIRED_WATCH, &args);
+    let expired = run_python(
+        &[KUBERNETES_CLIENT, KUBERNETES_EXPIRED_WATCH].concat(),
+        &args,
+    );
     assert_eq!(expired["status"], 410, "{expired}");
     assert!(
         expired["reason"]
