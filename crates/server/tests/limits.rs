@@ -90,3 +90,25 @@ fn a_body_that_never_arrives_times_out_with_a_status() {
     assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
     assert!(answer.contains("\"reason\":\"Timeout\""), "{answer}");
 }
+
+#[test]
+fn shutdown_ends_open_watches_and_returns() {
+    let server = Server::start(Config::default());
+    let addr = server.addr;
+    let watcher = std::thread::spawn(move || {
+        common::request(addr, "GET", "/api/v1/configmaps?watch=1", &[], b"")
+    });
+    // Until the watch is registered, shutting down would not exercise it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.db.watchers() == 0 {
+        assert!(Instant::now() < deadline, "the watch never opened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started = Instant::now();
+    drop(server);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "shutdown took {waited:?}");
+    let response = watcher.join().expect("watcher");
+    assert_eq!(response.status, 200);
+    assert!(response.body.is_empty(), "no event was due");
+}
