@@ -131,6 +131,11 @@ fn listings_interleave_subdirs_and_follow_swift_markers() {
     );
     assert_eq!(client.call("GET", "/c?limit=10001", b"").status, 412);
     assert_eq!(client.call("GET", "/missing?format=json", b"").status, 404);
+    assert_eq!(
+        client.call("PUT", "/c%2Fb", b"").status,
+        400,
+        "no container inside another"
+    );
 }
 
 #[test]

@@ -114,6 +114,18 @@ fn check_name(name: &str, max: usize, what: &str) -> Result<(), SwiftError> {
     Ok(())
 }
 
+/// A container name also keeps out `/` (an encoded `%2F` included): the container's objects
+/// are the keys under `<container>/`, which another container's name must not reach into.
+fn check_container(name: &str) -> Result<(), SwiftError> {
+    check_name(name, MAX_CONTAINER_NAME, "container")?;
+    if name.contains('/') {
+        return Err(SwiftError::bad_request(
+            "container names cannot contain '/'",
+        ));
+    }
+    Ok(())
+}
+
 /// An account (`/v1/{account}`: its container listing) or a container
 /// (`/v1/{account}/{container}`).
 async fn collection<B: Backend>(
@@ -134,7 +146,7 @@ async fn collection<B: Backend>(
             match route.get("container") {
                 None => list_containers(&store, method, &headers, params).await,
                 Some(container) => {
-                    check_name(container, MAX_CONTAINER_NAME, "container")?;
+                    check_container(container)?;
                     on_container(&store, container, method, &headers, params).await
                 }
             }
@@ -254,7 +266,7 @@ async fn object<B: Backend>(
     respond(
         async {
             let account = authorize(&swift, &headers, &account)?;
-            check_name(&container, MAX_CONTAINER_NAME, "container")?;
+            check_container(&container)?;
             check_name(&object, MAX_OBJECT_NAME, "object")?;
             let store = SwiftStore {
                 backend: &swift.backend,
