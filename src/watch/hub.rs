@@ -1,18 +1,25 @@
 //! The hub: hands each published revision's changes to the watchers whose ranges hold them.
 //!
-//! Writers stage each commit group's changes here while they apply it, and the thread that
-//! publishes the group (makes it visible to readers) routes them: each changed key is looked up
-//! in the [`Routes`], and each watcher it reaches gets the revision's changes in its [`Inbox`],
-//! a bounded queue. A full inbox is never waited for: its watcher is marked **behind** from that
-//! revision and is handed nothing more; it reads the revision log from there itself and rejoins
-//! when it has read up to the newest published revision (see `catch_up`). A revision the hub
-//! was not given (staged while no watcher existed) is a gap every live watcher must read from
-//! the log too, which the same path handles.
+//! Writers stage each commit group's changes here while they apply it. Publishing a group
+//! (making it visible to readers) only records how far routing may go and wakes the hub's
+//! **router**, a thread that runs while any watcher is registered: a writer's cost is the same
+//! with one watcher as with thousands. Routing looks each changed key up in the [`Routes`], and
+//! each watcher it reaches gets the revision's changes in its [`Inbox`], a bounded queue. A
+//! watcher that finds its inbox empty while published revisions wait to be routed routes them
+//! itself rather than wait for the router, so a change is ready for its watchers as soon as the
+//! write that made it returns.
+//!
+//! A full inbox is never waited for: its watcher is marked **behind** from that revision and is
+//! handed nothing more; it reads the revision log from there itself and rejoins when it has
+//! read up to the newest routed revision (see `catch_up`). A revision the hub was not given
+//! (staged while no watcher existed) is a gap every live watcher must read from the log too,
+//! which the same path handles.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use std::{ops::Deref, thread};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -81,13 +88,30 @@ impl Delivery {
     }
 }
 
+/// The hub of a store. Dropping it stops its router.
 pub(crate) struct Hub {
+    core: Arc<Core>,
+}
+
+/// What the hub's router thread shares with the store.
+pub(crate) struct Core {
     state: Mutex<State>,
     /// The newest revision routed: every watcher has been handed, or marked behind before,
     /// every change up to it.
     published: AtomicU64,
+    /// The newest revision readers see: routing may go up to it.
+    visible: AtomicU64,
     /// How many watchers are registered; writers stage nothing while there are none.
     watchers: AtomicUsize,
+    router: Mutex<Router>,
+    /// Wakes the router: a revision to route, no watcher left, or the store closing.
+    router_wake: Condvar,
+}
+
+#[derive(Default)]
+struct Router {
+    running: bool,
+    closing: bool,
 }
 
 struct State {
@@ -110,7 +134,6 @@ struct Registration {
 pub(super) struct Inbox {
     state: Mutex<InboxState>,
     ready: Condvar,
-    waker: Mutex<Option<Waker>>,
 }
 
 pub(super) struct InboxState {
@@ -122,6 +145,7 @@ pub(super) struct InboxState {
     /// `Some(r)`: the watcher must read the log from `r` on, after `queue`; the hub hands it
     /// nothing meanwhile.
     pub behind: Option<Revision>,
+    waker: Option<Waker>,
 }
 
 impl Inbox {
@@ -131,7 +155,7 @@ impl Inbox {
     }
 
     pub(super) fn set_waker(&self, waker: Waker) {
-        *self.waker.lock() = Some(waker);
+        self.state.lock().waker = Some(waker);
     }
 
     /// Waits until the hub hands the watcher something, or until `deadline`.
@@ -151,35 +175,33 @@ impl Inbox {
     /// Queues `delivery`, or marks the watcher behind from its revision when the queue is
     /// full; does nothing for a watcher already behind.
     fn offer(&self, delivery: Delivery) {
-        {
-            let mut state = self.state.lock();
-            if state.behind.is_some() {
-                return;
-            }
-            let events = delivery.len();
-            if !state.queue.is_empty() && state.queued + events > state.capacity {
-                state.behind = Some(delivery.batch.revision);
-            } else {
-                state.queued += events;
-                state.queue.push_back(delivery);
-            }
+        let mut state = self.state.lock();
+        if state.behind.is_some() {
+            return;
         }
-        self.wake();
+        let events = delivery.len();
+        if !state.queue.is_empty() && state.queued + events > state.capacity {
+            state.behind = Some(delivery.batch.revision);
+        } else {
+            state.queued += events;
+            state.queue.push_back(delivery);
+        }
+        self.wake(state);
     }
 
     /// Marks the watcher behind from `from`, unless it is behind from earlier already.
     fn fall_behind(&self, from: Revision) {
-        {
-            let mut state = self.state.lock();
-            let from = state.behind.map_or(from, |behind| behind.min(from));
-            state.behind = Some(from);
-        }
-        self.wake();
+        let mut state = self.state.lock();
+        let from = state.behind.map_or(from, |behind| behind.min(from));
+        state.behind = Some(from);
+        self.wake(state);
     }
 
-    fn wake(&self) {
+    /// Wakes the watcher's waiting thread and its waker, the latter outside the lock.
+    fn wake(&self, state: parking_lot::MutexGuard<'_, InboxState>) {
+        let waker = state.waker.clone();
+        drop(state);
         self.ready.notify_all();
-        let waker = self.waker.lock().clone();
         if let Some(waker) = waker {
             waker();
         }
@@ -198,17 +220,85 @@ impl InboxState {
 impl Hub {
     pub(crate) fn new(head: Revision) -> Self {
         Hub {
-            state: Mutex::new(State {
-                routes: Routes::default(),
-                watchers: HashMap::new(),
-                next_id: 0,
-                pending: VecDeque::new(),
+            core: Arc::new(Core {
+                state: Mutex::new(State {
+                    routes: Routes::default(),
+                    watchers: HashMap::new(),
+                    next_id: 0,
+                    pending: VecDeque::new(),
+                }),
+                published: AtomicU64::new(head.get()),
+                visible: AtomicU64::new(head.get()),
+                watchers: AtomicUsize::new(0),
+                router: Mutex::new(Router::default()),
+                router_wake: Condvar::new(),
             }),
-            published: AtomicU64::new(head.get()),
-            watchers: AtomicUsize::new(0),
         }
     }
 
+    /// Registers a watcher of `[lower, upper)` from revision `start` (0: the next one to be
+    /// published). Returns its id, its inbox and its first revision.
+    pub(super) fn register(
+        &self,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        start: Revision,
+        capacity: usize,
+    ) -> (WatcherId, Arc<Inbox>, Revision) {
+        let mut state = self.state.lock();
+        // A watch from now starts after everything readers see.
+        self.route_visible_locked(&mut state);
+        let published = self.published();
+        let from = if start == Revision::ZERO {
+            published.next()
+        } else {
+            start
+        };
+        let inbox = Arc::new(Inbox {
+            state: Mutex::new(InboxState {
+                queue: VecDeque::new(),
+                queued: 0,
+                capacity,
+                behind: (from <= published).then_some(from),
+                waker: None,
+            }),
+            ready: Condvar::new(),
+        });
+        let id = state.next_id;
+        state.next_id += 1;
+        state.routes.insert(id, lower, upper);
+        state.watchers.insert(
+            id,
+            Registration {
+                inbox: Arc::clone(&inbox),
+                lower: lower.to_vec(),
+                upper: upper.map(<[u8]>::to_vec),
+                from,
+            },
+        );
+        self.watchers.store(state.watchers.len(), Ordering::Release);
+        drop(state);
+        self.core.start_router();
+        (id, inbox, from)
+    }
+}
+
+impl Deref for Hub {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.core.router.lock().closing = true;
+        self.core.router_wake.notify_one();
+    }
+}
+
+impl Core {
     /// Whether any watcher is registered, so that a commit group should be staged.
     pub(crate) fn watching(&self) -> bool {
         self.watchers.load(Ordering::Acquire) > 0
@@ -241,9 +331,32 @@ impl Hub {
         });
     }
 
-    /// Routes every staged revision up to `target`, which readers now see.
+    /// Lets routing go up to `target`, which readers now see. The router routes it, or the
+    /// caller when no router runs (no watcher is registered, so there is little to do).
     pub(crate) fn publish(&self, target: Revision) {
-        let mut state = self.state.lock();
+        self.visible.fetch_max(target.get(), Ordering::AcqRel);
+        let router = self.router.lock();
+        if router.running {
+            drop(router);
+            self.router_wake.notify_one();
+        } else {
+            drop(router);
+            self.route_visible();
+        }
+    }
+
+    /// Whether published revisions wait to be routed.
+    pub(super) fn routing_behind(&self) -> bool {
+        self.published.load(Ordering::Acquire) < self.visible.load(Ordering::Acquire)
+    }
+
+    /// Routes every staged revision up to the newest one readers see.
+    pub(super) fn route_visible(&self) {
+        self.route_visible_locked(&mut self.state.lock());
+    }
+
+    fn route_visible_locked(&self, state: &mut State) {
+        let target = Revision::new(self.visible.load(Ordering::Acquire));
         let mut routed = self.published();
         if target <= routed {
             return;
@@ -268,46 +381,41 @@ impl Hub {
         self.published.store(target.get(), Ordering::Release);
     }
 
-    /// Registers a watcher of `[lower, upper)` from revision `start` (0: the next one to be
-    /// published). Returns its id, its inbox and its first revision.
-    pub(super) fn register(
-        &self,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-        start: Revision,
-        capacity: usize,
-    ) -> (WatcherId, Arc<Inbox>, Revision) {
-        let mut state = self.state.lock();
-        let published = self.published();
-        let from = if start == Revision::ZERO {
-            published.next()
-        } else {
-            start
-        };
-        let inbox = Arc::new(Inbox {
-            state: Mutex::new(InboxState {
-                queue: VecDeque::new(),
-                queued: 0,
-                capacity,
-                behind: (from <= published).then_some(from),
-            }),
-            ready: Condvar::new(),
-            waker: Mutex::new(None),
-        });
-        let id = state.next_id;
-        state.next_id += 1;
-        state.routes.insert(id, lower, upper);
-        state.watchers.insert(
-            id,
-            Registration {
-                inbox: Arc::clone(&inbox),
-                lower: lower.to_vec(),
-                upper: upper.map(<[u8]>::to_vec),
-                from,
-            },
-        );
-        self.watchers.store(state.watchers.len(), Ordering::Release);
-        (id, inbox, from)
+    /// Starts the router unless it runs.
+    fn start_router(self: &Arc<Self>) {
+        let mut router = self.router.lock();
+        if router.running || router.closing {
+            return;
+        }
+        router.running = true;
+        drop(router);
+        let core = Arc::clone(self);
+        let started = thread::Builder::new()
+            .name("revkv-watch-router".into())
+            .spawn(move || core.route_while_watched());
+        if started.is_err() {
+            // Without a thread, publishing routes, as it does with no watcher.
+            self.router.lock().running = false;
+        }
+    }
+
+    /// The router's loop: routes what is published until no watcher is left or the store
+    /// closes.
+    fn route_while_watched(&self) {
+        loop {
+            self.route_visible();
+            let mut router = self.router.lock();
+            // Checked under the router's lock, which `publish` takes after raising `visible`:
+            // a revision published after this check wakes the wait below.
+            if self.routing_behind() {
+                continue;
+            }
+            if router.closing || self.watchers.load(Ordering::Acquire) == 0 {
+                router.running = false;
+                return;
+            }
+            self.router_wake.wait(&mut router);
+        }
     }
 
     pub(super) fn unregister(&self, id: WatcherId) {
@@ -317,6 +425,12 @@ impl Hub {
             state.routes.remove(id, &registration.lower, upper);
         }
         self.watchers.store(state.watchers.len(), Ordering::Release);
+        if state.watchers.is_empty() {
+            drop(state);
+            // Holding the router's lock orders this wake after its check of the count.
+            let _router = self.router.lock();
+            self.router_wake.notify_one();
+        }
     }
 
     /// Hands live delivery back to a watcher that has read the log through `through`, if

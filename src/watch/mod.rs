@@ -133,6 +133,9 @@ enum Work {
     CatchUp(Revision),
     /// Nothing to deliver; the watcher is current through this revision.
     Idle(Revision),
+    /// Nothing handed over yet, but readers see revisions the hub has not routed: route them
+    /// (or wait while the router does) rather than report nothing.
+    Route,
 }
 
 impl Watch {
@@ -198,9 +201,10 @@ impl Watch {
     }
 
     /// Calls `waker` whenever the watch may have a new notification, so an async driver can
-    /// poll [`Watch::try_next`] then. It runs on the thread publishing a revision, and must
-    /// be quick and must not block (waking a task is). Interval progress notifications are
-    /// not announced: they come from the calls that find them due.
+    /// poll [`Watch::try_next`] then. It runs on the thread routing a revision to watchers
+    /// (the store's watch router, mostly), and must be quick and must not block (waking a
+    /// task is). Interval progress notifications are not announced: they come from the calls
+    /// that find them due.
     pub fn set_waker(&self, waker: impl Fn() + Send + Sync + 'static) {
         self.inbox.set_waker(Arc::new(waker));
     }
@@ -230,7 +234,10 @@ impl Watch {
                     (Some(delivery), _) => Work::Deliver(delivery),
                     (None, Some(from)) => Work::CatchUp(from),
                     // Read under the inbox's lock: every revision up to it was handed over.
-                    (None, None) => Work::Idle(self.shared.hub.published()),
+                    (None, None) if !self.shared.hub.routing_behind() => {
+                        Work::Idle(self.shared.hub.published())
+                    }
+                    (None, None) => Work::Route,
                 }
             };
             match work {
@@ -258,12 +265,12 @@ impl Watch {
                         }
                     }
                 }
+                Work::Route => self.shared.hub.route_visible(),
                 Work::Idle(published) => {
-                    let now = Instant::now();
-                    if !self.progress.due(now) {
+                    if !self.progress.due() {
                         return Ok(None);
                     }
-                    self.progress.progress_sent(now);
+                    self.progress.progress_sent(Instant::now());
                     // Readers see a revision a moment before watchers get it, so a client
                     // may list at a revision and watch from the next before the hub is there;
                     // it is current through the revision before its start all the same.
@@ -286,7 +293,7 @@ impl Watch {
         if events.is_empty() {
             return Ok(None);
         }
-        self.progress.changes_sent(Instant::now());
+        self.progress.changes_sent();
         Ok(Some(Notification::Changes { revision, events }))
     }
 }

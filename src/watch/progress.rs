@@ -24,9 +24,13 @@ impl Progress {
         self.requested = true;
     }
 
-    /// Whether an idle watcher owes a progress notification at `now`.
-    pub(super) fn due(&self, now: Instant) -> bool {
-        self.requested || self.deadline().is_some_and(|deadline| now >= deadline)
+    /// Whether an idle watcher owes a progress notification now. Reads the clock only for a
+    /// watch with an interval: an idle poll of any other watch stays a few loads.
+    pub(super) fn due(&self) -> bool {
+        self.requested
+            || self
+                .deadline()
+                .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     /// When the next interval notification falls due, if any is asked for.
@@ -34,9 +38,11 @@ impl Progress {
         self.interval.map(|interval| self.last + interval)
     }
 
-    /// Records that changes were delivered: the interval starts again.
-    pub(super) fn changes_sent(&mut self, now: Instant) {
-        self.last = now;
+    /// Records that changes were delivered: the interval, if any, starts again.
+    pub(super) fn changes_sent(&mut self) {
+        if self.interval.is_some() {
+            self.last = Instant::now();
+        }
     }
 
     /// Records that a progress notification was delivered, which answers any request.

@@ -9,7 +9,7 @@ use crate::percentile::nearest_rank;
 /// One run: writers putting while watchers drain.
 pub struct WatchFigures {
     pub puts_per_sec: f64,
-    /// From a put's return to its delivery to one watcher, one per event delivered, sorted; 0
+    /// From a put's return to its delivery to one watcher, one per event delivered or a sample of them, sorted; 0
     /// when delivery beat the put's own return.
     pub latencies: Vec<Duration>,
     pub events_per_sec: f64,
