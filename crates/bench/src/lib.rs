@@ -66,12 +66,13 @@ pub struct BenchArgs {
     /// The limit of the measured chunks.
     #[arg(long, value_name = "N", default_value_t = 500)]
     limit: usize,
-    /// Page sizes of the full paged lists, one list each.
+    /// Page sizes of the full paged lists, one list each: the chunk size clients page with,
+    /// and a large page.
     #[arg(
         long,
         value_name = "N,...",
         value_delimiter = ',',
-        default_value = "10000"
+        default_value = "500,10000"
     )]
     list_limit: Vec<usize>,
     /// The fraction of items the filtered chunk's selector matches.

@@ -163,7 +163,8 @@ pub(super) struct PagedList {
 }
 
 /// One chunk timed quiet, then while another thread makes durable single puts, one after
-/// another, outside the listed collection.
+/// another, outside the listed collection, and, as a control, while a thread only spins: what
+/// sharing the cores costs any reader, whatever the engine.
 #[derive(Serialize)]
 pub(super) struct Contended {
     pub(super) keys: u64,
@@ -173,6 +174,7 @@ pub(super) struct Contended {
     pub(super) depth: u64,
     pub(super) quiet: Latency,
     pub(super) beside_writer: Latency,
+    pub(super) beside_spinner: Latency,
     /// What the writer made meanwhile.
     pub(super) puts: Throughput,
 }
@@ -321,6 +323,10 @@ fn figures(engine: &EngineReport, workload: &Workload) -> Vec<(String, Value)> {
         rows.push((
             format!("{name}, p99 beside ÷ quiet"),
             Value::Factor(contended.beside_writer.p99_ms / contended.quiet.p99_ms),
+        ));
+        rows.push((
+            format!("{name}, p99 beside a spinning thread ÷ quiet"),
+            Value::Factor(contended.beside_spinner.p99_ms / contended.quiet.p99_ms),
         ));
         rows.push((
             format!("{name}, writer's puts"),

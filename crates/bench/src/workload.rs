@@ -475,7 +475,7 @@ fn paged_list<E: Engine>(engine: &E, data: &Data, limit: usize) -> Result<PagedL
 }
 
 /// The chunk at `position`, quiet, then while another thread makes durable single puts outside
-/// the listed collection as fast as it can.
+/// the listed collection as fast as it can, then beside a thread that only computes.
 fn contended_chunk<E: Engine>(
     engine: &E,
     data: &Data,
@@ -512,12 +512,25 @@ fn contended_chunk<E: Engine>(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (beside, puts)
     });
+    let spinning = AtomicBool::new(true);
+    let beside_spinner = thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut state = 1u64;
+            while spinning.load(Ordering::Relaxed) {
+                state = std::hint::black_box(state.wrapping_mul(6_364_136_223_846_793_005) + 1);
+            }
+        });
+        let beside = chunk_latency(engine, data, position);
+        spinning.store(false, Ordering::Relaxed);
+        beside
+    });
     Ok(Contended {
         keys: data.keys,
         position: name,
         depth: position,
         quiet,
         beside_writer: beside?,
+        beside_spinner: beside_spinner?,
         puts: puts?,
     })
 }
