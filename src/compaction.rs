@@ -30,6 +30,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::chain;
 use crate::encoding::{self, Change, Latest, Location, Meta, Record};
+use crate::error::SledResultExt;
 use crate::store::Shared;
 use crate::{Db, Error, Result, Revision};
 
@@ -234,7 +235,7 @@ impl Shared {
         loop {
             if stop() {
                 // A clean close keeps the progress of the last half second too.
-                self.sled.flush()?;
+                self.sled.flush().storage()?;
                 return Ok(sweep);
             }
             let batch_started = Instant::now();
@@ -261,7 +262,7 @@ impl Shared {
         }
         self.delete_commit_times(swept, target)?;
         for run in self.identity.write().forget_before(target) {
-            self.data.remove(encoding::run_key(run.number))?;
+            self.data.remove(encoding::run_key(run.number)).storage()?;
         }
         self.write_meta(Meta::FinishedCompaction, target)?;
         self.compaction.swept.store(target.get(), Ordering::Release);
@@ -275,7 +276,7 @@ impl Shared {
     fn read_batch(&self, cursor: &[u8], end: &[u8]) -> Result<Batch> {
         let mut batch = Batch::default();
         for item in self.data.range(cursor..end).take(BATCH_RECORDS) {
-            let (sled_key, bytes) = item?;
+            let (sled_key, bytes) = item.storage()?;
             let decoded = Location::from_record_key(&sled_key)
                 .and_then(|location| Ok((location, Record::decode(location, &bytes)?)));
             match decoded {
@@ -312,11 +313,10 @@ impl Shared {
                 live: false,
             }
             .encode();
-            let _ = self.data.compare_and_swap(
-                Latest::sled_key(key),
-                Some(tombstone),
-                None::<Vec<u8>>,
-            )?;
+            let _ = self
+                .data
+                .compare_and_swap(Latest::sled_key(key), Some(tombstone), None::<Vec<u8>>)
+                .storage()?;
         }
         self.forget_tombstones(tombstones);
         // One remove at a time rather than a sled batch: a batch takes a process-wide lock
@@ -335,10 +335,12 @@ impl Shared {
     /// writes in order, so it never outlives a remove made before it.
     fn mark_swept(&self, from: Revision, through: Revision) -> Result<()> {
         self.delete_commit_times(from, through)?;
-        self.data.insert(
-            Meta::FinishedCompaction.sled_key(),
-            Meta::encode(through.get()),
-        )?;
+        self.data
+            .insert(
+                Meta::FinishedCompaction.sled_key(),
+                Meta::encode(through.get()),
+            )
+            .storage()?;
         self.compaction
             .swept
             .store(through.get(), Ordering::Release);
@@ -350,7 +352,7 @@ impl Shared {
     fn delete_commit_times(&self, from: Revision, to: Revision) -> Result<()> {
         let range = encoding::commit_time_key(from)..encoding::commit_time_key(to);
         for item in self.data.range(range) {
-            self.data.remove(item?.0)?;
+            self.data.remove(item.storage()?.0).storage()?;
         }
         Ok(())
     }
@@ -368,7 +370,7 @@ impl Shared {
                 for item in self.data.range(
                     encoding::commit_time_key(compacted)..encoding::commit_time_key(current.next()),
                 ) {
-                    let (key, bytes) = item?;
+                    let (key, bytes) = item.storage()?;
                     let revision = encoding::revision_of_commit_time_key(&key)?;
                     if encoding::decode_commit_time(revision, &bytes)? > cutoff {
                         break;

@@ -326,12 +326,6 @@ impl From<LabelError> for Error {
     }
 }
 
-impl From<sled::Error> for Error {
-    fn from(cause: sled::Error) -> Self {
-        Error::Storage(StorageError::from(cause))
-    }
-}
-
 /// Why the storage layer under revkv failed. Its message says what happened; an I/O error's
 /// kind is available, so callers can tell a full disk or a permission problem from the rest.
 #[derive(Clone, Debug)]
@@ -365,8 +359,10 @@ impl From<std::io::Error> for StorageError {
     }
 }
 
-impl From<sled::Error> for StorageError {
-    fn from(cause: sled::Error) -> Self {
+// sled's failures become revkv's own types here, through crate-private helpers rather than
+// `From` impls: a public impl would put sled's types into revkv's API.
+impl StorageError {
+    pub(crate) fn from_sled(cause: sled::Error) -> Self {
         match cause {
             sled::Error::Io(io) => StorageError::from(io),
             other => StorageError {
@@ -374,5 +370,22 @@ impl From<sled::Error> for StorageError {
                 io_kind: None,
             },
         }
+    }
+}
+
+impl Error {
+    pub(crate) fn from_sled(cause: sled::Error) -> Self {
+        Error::Storage(StorageError::from_sled(cause))
+    }
+}
+
+/// `sled::Result` turned into revkv's [`Result`], for `?` on sled calls.
+pub(crate) trait SledResultExt<T> {
+    fn storage(self) -> Result<T>;
+}
+
+impl<T> SledResultExt<T> for sled::Result<T> {
+    fn storage(self) -> Result<T> {
+        self.map_err(Error::from_sled)
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::chain::{self, Successor};
 use crate::encoding::{self, Change, Location, Record};
+use crate::error::SledResultExt;
 use crate::index::{Key, View};
 use crate::store::Shared;
 use crate::{Db, Entry, Error, Result, Revision};
@@ -105,7 +106,7 @@ impl Shared {
         let newer = encoding::record_key_floor(revision.next())
             ..encoding::record_key_floor(view.revision.next());
         for item in self.data.range(newer).rev() {
-            let (sled_key, bytes) = item?;
+            let (sled_key, bytes) = item.storage()?;
             let location = Location::from_record_key(&sled_key)?;
             let record = Record::decode(location, &bytes)?;
             undo(&mut view, location, record)?;
@@ -183,6 +184,7 @@ fn undo(view: &mut View, location: Location, record: Record) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use crate::encoding::{Location, Record};
+    use crate::error::SledResultExt;
     use crate::{Db, Revision};
 
     #[test]
@@ -198,7 +200,8 @@ mod tests {
         record.prev = Some(location);
         db.shared
             .data
-            .insert(location.record_key(), Record::encode(&record))?;
+            .insert(location.record_key(), Record::encode(&record))
+            .storage()?;
         let error = db.get_at("a", Revision::new(1)).unwrap_err();
         assert_eq!(error.reason(), "Corrupted", "{error}");
         assert!(!db.verify()?.findings.is_empty());
@@ -213,13 +216,16 @@ mod tests {
         db.compact(compacted)?;
         db.put("a", "2")?;
         for lost in [superseded_later, compacted] {
-            db.shared.data.remove(
-                Location {
-                    revision: lost,
-                    sub: 0,
-                }
-                .record_key(),
-            )?;
+            db.shared
+                .data
+                .remove(
+                    Location {
+                        revision: lost,
+                        sub: 0,
+                    }
+                    .record_key(),
+                )
+                .storage()?;
         }
         // a's lost record is reached through a's newer change, b's through its pointer.
         for key in ["a", "b"] {

@@ -20,6 +20,7 @@
 //!   gets one at its next open.
 
 use crate::encoding::{self, Meta};
+use crate::error::SledResultExt;
 use crate::token::TokenSecret;
 use crate::{Error, Result, Revision};
 
@@ -53,31 +54,33 @@ impl Identity {
     /// revision. The caller flushes before publishing anything, and so before any token is
     /// issued with the secret.
     pub(crate) fn begin_run(data: &sled::Tree, head: Revision) -> Result<Identity> {
-        let store = match data.get(Meta::StoreId.sled_key())? {
+        let store = match data.get(Meta::StoreId.sled_key()).storage()? {
             Some(bytes) => Meta::StoreId.decode(&bytes)?,
             None => {
                 let id = u64::from_be_bytes(random()?);
-                data.insert(Meta::StoreId.sled_key(), Meta::encode(id))?;
+                data.insert(Meta::StoreId.sled_key(), Meta::encode(id))
+                    .storage()?;
                 id
             }
         };
-        let secret = match data.get(Meta::TokenSecret.sled_key())? {
+        let secret = match data.get(Meta::TokenSecret.sled_key()).storage()? {
             Some(bytes) => TokenSecret::from_bytes(Meta::TokenSecret.decode_bytes(&bytes)?),
             None => {
                 let secret = TokenSecret::from_bytes(random()?);
                 data.insert(
                     Meta::TokenSecret.sled_key(),
                     Meta::encode_bytes(secret.as_bytes()),
-                )?;
+                )
+                .storage()?;
                 secret
             }
         };
         let mut runs = Vec::new();
         for item in data.scan_prefix(encoding::run_prefix()) {
-            let (key, bytes) = item?;
+            let (key, bytes) = item.storage()?;
             runs.push(encoding::decode_run(&key, &bytes)?);
         }
-        let reserved = match data.get(Meta::ReservedRevision.sled_key())? {
+        let reserved = match data.get(Meta::ReservedRevision.sled_key()).storage()? {
             Some(bytes) => Revision::new(Meta::ReservedRevision.decode(&bytes)?),
             None => Revision::ZERO,
         };
@@ -87,7 +90,8 @@ impl Identity {
             base: head,
             first: head.max(reserved).next(),
         };
-        data.insert(encoding::run_key(run.number), encoding::encode_run(run))?;
+        data.insert(encoding::run_key(run.number), encoding::encode_run(run))
+            .storage()?;
         runs.push(run);
         Ok(Identity {
             store,

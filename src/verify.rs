@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::chain::{self, Successor};
 use crate::encoding::{self, Change, Latest, Location, Meta, Record, StoredValue, Value};
+use crate::error::SledResultExt;
 use crate::index::View;
 use crate::store::Shared;
 use crate::{display_key, Db, Error, Result, Revision};
@@ -297,7 +298,7 @@ impl Verifier<'_> {
     fn metadata(&mut self) -> Result<()> {
         let shared = self.shared;
         let data = &shared.data;
-        match data.get(Meta::FormatVersion.sled_key())? {
+        match data.get(Meta::FormatVersion.sled_key()).storage()? {
             None => self.found(Check::Metadata, "metadata format_version", "missing"),
             Some(bytes) => match Meta::FormatVersion.decode(&bytes) {
                 Ok(version) if version == u64::from(encoding::FORMAT_VERSION) => {}
@@ -313,7 +314,7 @@ impl Verifier<'_> {
             },
         }
         let mut read = |meta: Meta| -> Result<Option<u64>> {
-            match data.get(meta.sled_key())? {
+            match data.get(meta.sled_key()).storage()? {
                 None => Ok(Some(0)),
                 Some(bytes) => match meta.decode(&bytes) {
                     Ok(value) => Ok(Some(value)),
@@ -366,7 +367,7 @@ impl Verifier<'_> {
         ]
         .map(Meta::sled_key);
         for item in data.scan_prefix(meta_prefix()) {
-            let (sled_key, _) = item?;
+            let (sled_key, _) = item.storage()?;
             if !known.iter().any(|name| *name == *sled_key) {
                 self.found(
                     Check::UnknownEntry,
@@ -387,7 +388,7 @@ impl Verifier<'_> {
             .range(Bound::Unbounded, Bound::Unbounded)
             .peekable();
         for item in self.shared.data.scan_prefix(Latest::prefix()) {
-            let (sled_key, bytes) = item?;
+            let (sled_key, bytes) = item.storage()?;
             self.report.latest_pointers += 1;
             let key = Latest::user_key(&sled_key);
             while let Some((unpointed, &location)) = index.next_if(|(k, _)| ***k < *key) {
@@ -439,7 +440,7 @@ impl Verifier<'_> {
 
     /// The copy of a live key's newest record in its latest pointer must be that record.
     fn record_copy(&mut self, key: &[u8], location: Location, copy: &[u8]) -> Result<()> {
-        let stored = self.shared.data.get(location.record_key())?;
+        let stored = self.shared.data.get(location.record_key()).storage()?;
         // A damaged record is reported by the record scan; its copy is then no news.
         let record_decodes = stored
             .as_deref()
@@ -567,7 +568,7 @@ impl Verifier<'_> {
         let mut damaged = Vec::new();
         let mut numbering = Numbering::default();
         for item in self.shared.data.scan_prefix(encoding::record_prefix()) {
-            let (sled_key, bytes) = item?;
+            let (sled_key, bytes) = item.storage()?;
             self.report.records += 1;
             let location = match Location::from_record_key(&sled_key) {
                 Ok(location) => location,
@@ -663,7 +664,7 @@ impl Verifier<'_> {
             .collect();
         if !unnamed_heads.is_empty() {
             for item in self.shared.data.scan_prefix(Latest::prefix()) {
-                let (sled_key, bytes) = item?;
+                let (sled_key, bytes) = item.storage()?;
                 let key = Latest::user_key(&sled_key);
                 // A pointer that does not decode is reported by the pointer scan.
                 let Ok(latest) = Latest::decode(key, &bytes) else {
@@ -758,7 +759,7 @@ impl Verifier<'_> {
         let mut expected = self.compacted.get().max(1);
         let mut previous: Option<(Revision, u64)> = None;
         for item in self.shared.data.scan_prefix(encoding::commit_time_prefix()) {
-            let (sled_key, bytes) = item?;
+            let (sled_key, bytes) = item.storage()?;
             self.report.commit_times += 1;
             let revision = match encoding::revision_of_commit_time_key(&sled_key) {
                 Ok(revision) => revision,
@@ -822,7 +823,7 @@ impl Verifier<'_> {
     fn value_parts(&mut self) -> Result<()> {
         let mut last_owner = None;
         for item in self.shared.data.scan_prefix(encoding::part_prefix()) {
-            let (sled_key, _) = item?;
+            let (sled_key, _) = item.storage()?;
             let owner = match encoding::location_of_part_key(&sled_key) {
                 Ok(owner) => owner,
                 Err(error) => {
@@ -875,7 +876,7 @@ impl Verifier<'_> {
         gaps.push((from, Bound::Unbounded));
         for gap in gaps {
             for item in self.shared.data.range::<Vec<u8>, _>(gap) {
-                let (sled_key, _) = item?;
+                let (sled_key, _) = item.storage()?;
                 self.found(
                     Check::UnknownEntry,
                     format!("sled key \"{}\"", sled_key.escape_ascii()),

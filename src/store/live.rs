@@ -13,6 +13,7 @@ use sled::IVec;
 
 use super::Shared;
 use crate::encoding::{Change, Latest, Location, Record, StoredValue, Value};
+use crate::error::SledResultExt;
 use crate::index::Key;
 use crate::{Entry, Error, Result, Revision};
 
@@ -116,7 +117,7 @@ impl Shared {
                 (Some(record), _) => record,
                 // The log's copy is damaged, and the key's pointer may hold an intact one.
                 (None, Some(damaged)) => {
-                    fetched_pointer = self.data.get(Latest::sled_key(key))?;
+                    fetched_pointer = self.data.get(Latest::sled_key(key)).storage()?;
                     let copy = (fetched_pointer.as_deref())
                         .and_then(|bytes| copy_in_pointer(key, location, bytes).ok().flatten());
                     copy.ok_or(damaged)?
@@ -269,7 +270,7 @@ impl Scan {
         } else {
             self.range.next()
         };
-        Ok(next.transpose()?)
+        next.transpose().storage()
     }
 
     /// Whether the scan's position still lies before `wanted`, in the scan's direction.

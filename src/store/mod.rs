@@ -17,6 +17,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::compaction::{CompactionError, CompactionState, Compactor, Retention};
 use crate::encoding::{self, Latest, Location, Meta, Record, Value};
+use crate::error::SledResultExt;
 use crate::identity::Identity;
 use crate::index::rebuilds::Rebuilds;
 use crate::index::{Index, Key, PinLimits, Tree, View};
@@ -181,7 +182,7 @@ impl Options {
             .temporary(true)
             .segment_size(SEGMENT_SIZE)
             .cache_capacity(self.cache_bytes);
-        Db::restore(config.open()?, self)
+        Db::restore(config.open().storage()?, self)
     }
 }
 
@@ -293,7 +294,7 @@ impl Db {
 
     /// Rebuilds the index from the latest-version pointers: O(keys), not O(history).
     fn restore(sled: sled::Db, options: Options) -> Result<Db> {
-        let data = sled.open_tree(encoding::TREE_NAME)?;
+        let data = sled.open_tree(encoding::TREE_NAME).storage()?;
         check_format(&data)?;
         let compacted = read_meta(&data, Meta::CompactedRevision)?;
         let swept = Revision::new(read_meta(&data, Meta::FinishedCompaction)?);
@@ -301,7 +302,7 @@ impl Db {
         let mut tombstones = write::Tombstones::default();
         let mut damaged = Vec::new();
         for item in data.scan_prefix(Latest::prefix()) {
-            let (sled_key, bytes) = item?;
+            let (sled_key, bytes) = item.storage()?;
             let user_key = Latest::user_key(&sled_key);
             match Latest::decode(user_key, &bytes) {
                 Ok(latest) if latest.live => live.push((Key::from(user_key), latest.location)),
@@ -323,7 +324,7 @@ impl Db {
         let (head, last_commit_millis) =
             match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
                 Some(item) => {
-                    let (key, bytes) = item?;
+                    let (key, bytes) = item.storage()?;
                     let revision = encoding::revision_of_commit_time_key(&key)?;
                     (revision, encoding::decode_commit_time(revision, &bytes)?)
                 }
@@ -331,7 +332,7 @@ impl Db {
             };
         let identity = Identity::begin_run(&data, head)?;
         // The run is on disk before anything of it is published.
-        sled.flush()?;
+        sled.flush().storage()?;
         let first_revision = identity.current().first;
         let view = View {
             revision: head,
@@ -469,7 +470,7 @@ impl Db {
         let view = self.shared.index.visible();
         let mut stored_records = 0u64;
         for item in self.shared.data.scan_prefix(encoding::record_prefix()) {
-            item?;
+            item.storage()?;
             stored_records += 1;
         }
         let pinned = self.shared.index.pinned_usage();
@@ -480,7 +481,7 @@ impl Db {
             swept_revision: self.shared.compaction.swept(),
             live_keys: view.tree.len() as u64,
             stored_records,
-            disk_bytes: self.shared.sled.size_on_disk()?,
+            disk_bytes: self.shared.sled.size_on_disk().storage()?,
             pinned_snapshots: pinned.0 as u64,
             pinned_bytes: pinned.1 as u64,
             damaged_pointers: self.shared.damaged_pointers.len() as u64,
@@ -540,7 +541,7 @@ impl Shared {
                 Err(cause) => {
                     self.poisoned.store(true, Ordering::Release);
                     self.flush_done.notify_all();
-                    return Err(cause.into());
+                    return Err(Error::from_sled(cause));
                 }
             }
         }
@@ -555,7 +556,7 @@ impl Shared {
 
     /// The record at `location`, or `None` when nothing is stored there.
     pub(crate) fn record(&self, location: Location) -> Result<Option<Record>> {
-        match self.data.get(location.record_key())? {
+        match self.data.get(location.record_key()).storage()? {
             Some(bytes) => Record::decode(location, &bytes).map(Some),
             None => Ok(None),
         }
@@ -573,7 +574,7 @@ impl Shared {
             self.data
                 .scan_prefix(encoding::parts_prefix(location))
                 .map(|part| {
-                    let (key, bytes) = part?;
+                    let (key, bytes) = part.storage()?;
                     Ok((key.to_vec(), bytes.to_vec()))
                 })
         };
@@ -582,9 +583,9 @@ impl Shared {
 
     /// Removes the record at `location` and the parts of its value.
     pub(crate) fn remove_record(&self, location: Location) -> Result<()> {
-        self.data.remove(location.record_key())?;
+        self.data.remove(location.record_key()).storage()?;
         for part in self.data.scan_prefix(encoding::parts_prefix(location)) {
-            self.data.remove(part?.0)?;
+            self.data.remove(part.storage()?.0).storage()?;
         }
         Ok(())
     }
@@ -598,7 +599,7 @@ impl Shared {
     /// The key's newest change, live or tombstone, as the latest-version pointer records it,
     /// or, for a pointer found damaged at open and not rewritten since, as the records told.
     pub(crate) fn latest(&self, key: &[u8]) -> Result<Option<Latest>> {
-        let Some(bytes) = self.data.get(Latest::sled_key(key))? else {
+        let Some(bytes) = self.data.get(Latest::sled_key(key)).storage()? else {
             return Ok(None);
         };
         match Latest::decode(key, &bytes) {
@@ -625,7 +626,7 @@ impl Shared {
     /// The stored bytes of the record of a live key at `location`, as [`Shared::live_entry`]
     /// needs them.
     pub(crate) fn record_bytes(&self, location: Location, revision: Revision) -> Result<IVec> {
-        match self.data.get(location.record_key())? {
+        match self.data.get(location.record_key()).storage()? {
             Some(bytes) => Ok(bytes),
             None => {
                 self.check_not_compacted(revision)?;
@@ -648,8 +649,9 @@ impl Shared {
     /// Writes and flushes a metadata entry: each one marks a durable step.
     pub(crate) fn write_meta(&self, meta: Meta, revision: Revision) -> Result<()> {
         self.data
-            .insert(meta.sled_key(), Meta::encode(revision.get()))?;
-        self.sled.flush()?;
+            .insert(meta.sled_key(), Meta::encode(revision.get()))
+            .storage()?;
+        self.sled.flush().storage()?;
         Ok(())
     }
 
@@ -687,7 +689,7 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            outcome => return Ok(outcome?),
+            outcome => return outcome.storage(),
         }
     }
 }
@@ -723,7 +725,7 @@ fn check_segment_size(dir: &Path) -> Result<()> {
 
 fn check_format(data: &sled::Tree) -> Result<()> {
     let key = Meta::FormatVersion.sled_key();
-    match data.get(&key)? {
+    match data.get(&key).storage()? {
         Some(bytes) => {
             let found = Meta::FormatVersion.decode(&bytes)?;
             if found != u64::from(encoding::FORMAT_VERSION) {
@@ -740,14 +742,15 @@ fn check_format(data: &sled::Tree) -> Result<()> {
                     "missing in a non-empty store",
                 ));
             }
-            data.insert(key, Meta::encode(u64::from(encoding::FORMAT_VERSION)))?;
+            data.insert(key, Meta::encode(u64::from(encoding::FORMAT_VERSION)))
+                .storage()?;
         }
     }
     Ok(())
 }
 
 fn read_meta(data: &sled::Tree, meta: Meta) -> Result<u64> {
-    match data.get(meta.sled_key())? {
+    match data.get(meta.sled_key()).storage()? {
         Some(bytes) => meta.decode(&bytes),
         None => Ok(0),
     }

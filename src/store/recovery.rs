@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::encoding::{self, Change, Latest, Location, Record};
+use crate::error::SledResultExt;
 use crate::Result;
 
 /// The newest change of each of `keys`, from one scan of the revision log, newest first (no
@@ -26,7 +27,7 @@ pub(super) fn find_latest(
         if wanted.is_empty() {
             break;
         }
-        let (sled_key, bytes) = item?;
+        let (sled_key, bytes) = item.storage()?;
         let location = Location::from_record_key(&sled_key)?;
         let Ok(record) = Record::<&[u8]>::decode_borrowed(location, &bytes) else {
             continue;

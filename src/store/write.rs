@@ -384,7 +384,7 @@ impl Shared {
         }
         if let Err(cause) = self.data.apply_batch(group.staged.batch) {
             self.poisoned.store(true, Ordering::Release);
-            let cause = StorageError::from(cause);
+            let cause = StorageError::from_sled(cause);
             return outcomes
                 .iter()
                 .map(|_| Err(Error::Storage(cause.clone())))

@@ -10,6 +10,7 @@
 use super::event::{self, Event, LoggedChange};
 use super::WatchOptions;
 use crate::encoding::{record_key_floor, Location, Record};
+use crate::error::SledResultExt;
 use crate::store::Shared;
 use crate::{Result, Revision};
 
@@ -30,7 +31,7 @@ pub(super) fn first_events(
         .data
         .range(record_key_floor(from)..record_key_floor(through.next()));
     for item in log {
-        let (sled_key, bytes) = item?;
+        let (sled_key, bytes) = item.storage()?;
         let location = Location::from_record_key(&sled_key)?;
         if location.revision != revision {
             if let Some(found) = events_of(shared, options, revision, &mut changes)? {
