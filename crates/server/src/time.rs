@@ -71,6 +71,12 @@ impl Instant {
         )
     }
 
+    /// RFC 3339 in microseconds, as Kubernetes writes a `MicroTime`:
+    /// `2026-01-02T03:04:05.000006Z`.
+    pub fn rfc3339_micros(self) -> String {
+        format!("{}Z", self.swift_iso())
+    }
+
     /// ISO 8601 with microseconds and no zone, as Swift's listings write `last_modified`.
     pub fn swift_iso(self) -> String {
         let c = self.civil();
@@ -112,6 +118,7 @@ mod tests {
         // 2014-01-15T16:41:49.390270Z, a Wednesday.
         let instant = Instant(1_389_804_109_390_270);
         assert_eq!(instant.rfc3339(), "2014-01-15T16:41:49Z");
+        assert_eq!(instant.rfc3339_micros(), "2014-01-15T16:41:49.390270Z");
         assert_eq!(instant.swift_iso(), "2014-01-15T16:41:49.390270");
         assert_eq!(instant.http_date(), "Wed, 15 Jan 2014 16:41:49 GMT");
         assert_eq!(instant.swift_timestamp(), "1389804109.39027");

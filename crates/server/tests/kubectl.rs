@@ -313,6 +313,93 @@ fn kubectl_creates_selects_replaces_and_deletes() {
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 }
 
+/// kubectl's typed `create` commands send protobuf (`run` sends JSON). What the server stores
+/// is what the same command prints with `--dry-run=client -o json`, plus the fields the server
+/// fills in.
+#[test]
+fn kubectl_typed_commands_send_protobuf_and_store_what_json_would_carry() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, TOKEN);
+    let protobuf = "application/vnd.kubernetes.protobuf";
+    let commands: [(&[&str], &str, &str); 5] = [
+        (
+            &["create", "configmap", "x", "--from-literal=a=b"],
+            "configmap/x",
+            protobuf,
+        ),
+        (&["create", "namespace", "foo"], "namespace/foo", protobuf),
+        (
+            &["create", "secret", "generic", "s", "--from-literal=k=v"],
+            "secret/s",
+            protobuf,
+        ),
+        (
+            &["create", "service", "clusterip", "svc", "--tcp=80:8080"],
+            "service/svc",
+            protobuf,
+        ),
+        (
+            &[
+                "run",
+                "nginx",
+                "--image=nginx",
+                "--labels=app=web",
+                "--port=80",
+            ],
+            "pod/nginx",
+            "application/json",
+        ),
+    ];
+    for (command, object, content_type) in commands {
+        let mut expected: Value = serde_json::from_str(
+            &kubectl.ok(&[command, &["--dry-run=client", "-o", "json"]].concat()),
+        )
+        .expect("kubectl prints JSON");
+        let created = kubectl.run(&[command, &["-v=8"]].concat());
+        let log = String::from_utf8_lossy(&created.stderr);
+        assert!(created.status.success(), "{command:?}: {log}");
+        assert!(
+            log.contains(&format!("Content-Type: {content_type}")),
+            "{command:?} did not send {content_type}: {log}"
+        );
+        let mut stored: Value =
+            serde_json::from_str(&kubectl.ok(&["get", object, "-o", "json"])).expect("JSON");
+        let metadata = stored["metadata"].as_object_mut().expect("metadata");
+        for filled_in in ["uid", "creationTimestamp", "resourceVersion"] {
+            assert!(
+                metadata.remove(filled_in).is_some(),
+                "{object}: no {filled_in}"
+            );
+        }
+        let expected_metadata = expected["metadata"].as_object_mut().expect("metadata");
+        expected_metadata.remove("creationTimestamp");
+        // The dry run leaves the namespace to the URL, which the server records.
+        if object != "namespace/foo" {
+            expected_metadata.insert("namespace".into(), "default".into());
+        }
+        assert_eq!(stored, expected, "{command:?}");
+    }
+    // The comparison above is only as good as the dry runs: spot-check that they hold the data.
+    let get = |object: &str| -> Value {
+        serde_json::from_str(&kubectl.ok(&["get", object, "-o", "json"])).expect("JSON")
+    };
+    assert_eq!(get("configmap/x")["data"], json!({"a": "b"}));
+    assert_eq!(get("secret/s")["data"], json!({"k": "dg=="}));
+    let service = get("service/svc");
+    assert_eq!(service["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(service["spec"]["selector"], json!({"app": "svc"}));
+    let pod = get("pod/nginx");
+    assert_eq!(pod["spec"]["containers"][0]["image"], "nginx");
+    assert_eq!(
+        pod["spec"]["containers"][0]["ports"][0]["containerPort"],
+        80
+    );
+    assert_eq!(
+        kubectl.ok(&["get", "pods", "-l", "app=web", "-o", "name"]),
+        "pod/nginx\n"
+    );
+}
+
 #[test]
 fn kubectl_finds_configured_kinds_by_name_and_short_name() {
     let server = Server::start(config());

@@ -222,10 +222,23 @@ fn hostile_bodies_get_413_400_and_415() {
     let response = server.request(
         "POST",
         path,
-        &[("content-type", "application/vnd.kubernetes.protobuf")],
-        b"k8s\0",
+        &[("content-type", "application/yaml")],
+        b"a: b",
     );
     assert_status(&response.json(), 415, "UnsupportedMediaType");
+    let protobuf = ("content-type", "application/vnd.kubernetes.protobuf");
+    // A runtime.Unknown of a kind the server does not decode: apps/v1 Deployment.
+    let deployment = b"k8s\0\x0a\x15\x0a\x07apps/v1\x12\x0aDeployment";
+    let response = server.request("POST", path, &[protobuf], deployment);
+    let status = response.json();
+    assert_status(&status, 415, "UnsupportedMediaType");
+    assert!(status["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("apps/v1/Deployment")));
+    // A length prefix of 2^35 bytes in a body of eleven.
+    let forged = b"k8s\0\x12\x80\x80\x80\x80\x80\x01x";
+    let response = server.request("POST", path, &[protobuf], forged);
+    assert_status(&response.json(), 400, "BadRequest");
     let bad_label = config_map("x", json!({"a b": "c"}));
     let response = server.request("POST", path, &[JSON], &bad_label);
     assert_status(&response.json(), 422, "Invalid");

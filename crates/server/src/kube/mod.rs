@@ -1,11 +1,13 @@
 //! The Kubernetes-style API: discovery under `/api` and `/apis`, and objects of the served
 //! kinds, per namespace or across namespaces.
 
+mod body;
 mod discovery;
 mod kinds;
 mod list;
 mod object;
 mod openapi;
+mod protobuf;
 mod representation;
 mod status;
 mod watch;
@@ -26,7 +28,6 @@ pub use status::ApiError;
 
 use crate::backend::Backend;
 use crate::config::Config;
-use crate::http::read_body;
 use crate::metrics::Metrics;
 use kinds::Kinds;
 use list::ListParams;
@@ -235,8 +236,8 @@ async fn dispatch<B: Backend>(
                     "create namespaced objects under namespaces/<namespace>/",
                 ));
             }
-            let body = json_body(kube, &request.headers, request.body).await?;
-            let created = object::create(kube, kind, namespace, &body).await?;
+            let body = body::object(kube, &request.headers, request.body).await?;
+            let created = object::create(kube, kind, namespace, body).await?;
             Ok(json(StatusCode::CREATED, single(created)))
         }
         (method, Some(name)) => {
@@ -254,8 +255,8 @@ async fn dispatch<B: Backend>(
                     single(object::get(kube, &target).await?),
                 )),
                 Method::PUT => {
-                    let body = json_body(kube, &request.headers, request.body).await?;
-                    let replaced = object::replace(kube, &target, &body).await?;
+                    let body = body::object(kube, &request.headers, request.body).await?;
+                    let replaced = object::replace(kube, &target, body).await?;
                     Ok(json(StatusCode::OK, single(replaced)))
                 }
                 Method::DELETE => Ok(json(StatusCode::OK, object::delete(kube, &target).await?)),
@@ -268,20 +269,4 @@ async fn dispatch<B: Backend>(
             "{other} is not supported on a collection"
         ))),
     }
-}
-
-/// Reads a JSON request body within the body limit.
-async fn json_body<B>(
-    kube: &Kube<B>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<axum::body::Bytes, ApiError> {
-    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
-        let content_type = content_type.to_str().unwrap_or_default();
-        let media = content_type.split(';').next().unwrap_or_default().trim();
-        if media != "application/json" {
-            return Err(ApiError::unsupported_media_type(content_type));
-        }
-    }
-    Ok(read_body(body, kube.max_body_bytes).await?)
 }

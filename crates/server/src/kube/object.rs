@@ -78,13 +78,11 @@ pub async fn get<B: Backend>(kube: &Kube<B>, target: &Target<'_>) -> Result<Valu
 
 /// Checks a request body against the URL and the kind, and returns it as a JSON object.
 fn parse_body(
-    body: &[u8],
+    body: Value,
     kind: &Kind,
     namespace: Option<&str>,
 ) -> Result<Map<String, Value>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))?;
-    let Value::Object(mut object) = value else {
+    let Value::Object(mut object) = body else {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     };
     for (field, expected) in [
@@ -206,7 +204,7 @@ pub async fn create<B: Backend>(
     kube: &Kube<B>,
     kind: &Kind,
     namespace: Option<&str>,
-    body: &[u8],
+    body: Value,
 ) -> Result<Value, ApiError> {
     let mut object = parse_body(body, kind, namespace)?;
     let meta = metadata(&mut object);
@@ -249,7 +247,7 @@ pub async fn create<B: Backend>(
 pub async fn replace<B: Backend>(
     kube: &Kube<B>,
     target: &Target<'_>,
-    body: &[u8],
+    body: Value,
 ) -> Result<Value, ApiError> {
     let mut object = parse_body(body, target.kind, target.namespace)?;
     let meta = metadata(&mut object);

@@ -110,11 +110,16 @@ impl ApiError {
         )
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    pub fn unsupported_media_type(content_type: &str, served: &str) -> Self {
+        ApiError::undecodable(format!("the body must be {served}, not {content_type:?}"))
+    }
+
+    /// A body in a served media type that holds something this server does not decode.
+    pub fn undecodable(message: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("the body must be application/json, not {content_type:?}"),
+            message,
         )
     }
 
