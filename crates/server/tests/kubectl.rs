@@ -58,7 +58,13 @@ impl Kubectl {
     }
 
     fn run(&self, args: &[&str]) -> Output {
+        self.run_with_editor(args, "vi")
+    }
+
+    /// Runs kubectl with `editor` as the editor of `kubectl edit`.
+    fn run_with_editor(&self, args: &[&str], editor: &str) -> Output {
         let output = Command::new("kubectl")
+            .env("KUBE_EDITOR", editor)
             .arg("--kubeconfig")
             .arg(self.path("kubeconfig"))
             .arg("--cache-dir")
@@ -397,6 +403,157 @@ fn kubectl_typed_commands_send_protobuf_and_store_what_json_would_carry() {
     assert_eq!(
         kubectl.ok(&["get", "pods", "-l", "app=web", "-o", "name"]),
         "pod/nginx\n"
+    );
+}
+
+/// kubectl's patching commands: `label` and `annotate` (merge patches), `patch` of every type,
+/// and client-side `apply` (a create, then a strategic merge patch).
+#[test]
+fn kubectl_label_annotate_patch_and_apply_change_objects_in_place() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, TOKEN);
+    let created = kubectl.with_file(
+        "create",
+        &config_map("default", "cm", json!({"app": "web"})),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let get = |object: &str| -> Value {
+        serde_json::from_str(&kubectl.ok(&["get", object, "-o", "json"])).expect("JSON")
+    };
+    let revision = |object: &Value| -> u64 {
+        object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|rv| rv.parse().ok())
+            .expect("rv")
+    };
+    let before = get("configmap/cm");
+
+    kubectl.ok(&["label", "configmap", "cm", "tier=front", "app-"]);
+    kubectl.ok(&["annotate", "configmap", "cm", "note=hello"]);
+    kubectl.ok(&[
+        "patch",
+        "configmap",
+        "cm",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"merged":"1"}}"#,
+    ]);
+    kubectl.ok(&[
+        "patch",
+        "configmap",
+        "cm",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/name","value":"renamed"},{"op":"add","path":"/data/json","value":"2"}]"#,
+    ]);
+    kubectl.ok(&[
+        "patch",
+        "configmap",
+        "cm",
+        "-p",
+        r#"{"data":{"strategic":"3"}}"#,
+    ]);
+    let after = get("configmap/cm");
+    assert_eq!(after["metadata"]["labels"], json!({"tier": "front"}));
+    assert_eq!(after["metadata"]["annotations"]["note"], "hello");
+    assert_eq!(
+        after["data"],
+        json!({"name": "renamed", "merged": "1", "json": "2", "strategic": "3"})
+    );
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    assert!(revision(&after) > revision(&before));
+    // The label index follows the patches.
+    assert_eq!(
+        kubectl.ok(&["get", "cm", "-l", "tier=front", "-o", "name"]),
+        "configmap/cm\n"
+    );
+    assert_eq!(
+        kubectl.ok(&["get", "cm", "-l", "app=web", "-o", "name"]),
+        ""
+    );
+
+    // kubectl edit, with an editor that rewrites one value.
+    let edited = kubectl.run_with_editor(
+        &["edit", "configmap", "cm"],
+        "sed -i s/strategic:.*/strategic:\\ edited/",
+    );
+    assert!(
+        edited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edited.stderr)
+    );
+    let after = get("configmap/cm");
+    assert_eq!(after["data"]["strategic"], "edited");
+
+    // A failing JSON patch test changes nothing.
+    let failed = kubectl.run(&[
+        "patch",
+        "configmap",
+        "cm",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/x","value":"y"},{"op":"test","path":"/data/name","value":"no"}]"#,
+    ]);
+    assert!(!failed.status.success());
+    assert_eq!(revision(&get("configmap/cm")), revision(&after));
+
+    // A strategic merge patch merges a pod's containers by name.
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]},
+    });
+    let created = kubectl.with_file("create", &pod);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    kubectl.ok(&[
+        "patch",
+        "pod",
+        "p",
+        "-p",
+        r#"{"spec":{"containers":[{"name":"b","image":"b:2"}]}}"#,
+    ]);
+    assert_eq!(
+        get("pod/p")["spec"]["containers"],
+        json!([{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:2"}])
+    );
+
+    // apply creates, then patches what changed since the last apply.
+    let applied = config_map("default", "applied", json!({"v": "1"}));
+    let first = kubectl.with_file("apply", &applied);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let mut changed = applied.clone();
+    changed["metadata"]["labels"] = json!({"v": "2"});
+    changed["data"] = json!({"other": "x"});
+    let second = kubectl.with_file("apply", &changed);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "configmap/applied configured\n"
+    );
+    let stored = get("configmap/applied");
+    assert_eq!(stored["metadata"]["labels"], json!({"v": "2"}));
+    assert_eq!(stored["data"], json!({"other": "x"}));
+    assert!(
+        stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .as_str()
+            .is_some_and(|applied| applied.contains("other"))
     );
 }
 

@@ -247,6 +247,58 @@ fn hostile_bodies_get_413_400_and_415() {
     assert_status(&response.json(), 422, "Invalid");
 }
 
+/// Patches race on one object: each commits on the revision it read and is re-applied when
+/// another landed first, so no patch is lost; a patch naming a stale resourceVersion is a
+/// conflict, and the patched object is re-indexed.
+#[test]
+fn concurrent_patches_all_land_and_a_stale_precondition_conflicts() {
+    let server = Server::start(Config::default());
+    let created = create(&server, "a", "shared");
+    let path = "/api/v1/namespaces/a/configmaps/shared";
+    let merge = ("content-type", "application/merge-patch+json");
+    std::thread::scope(|scope| {
+        for writer in 0..4 {
+            let server = &server;
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let patch = json!({"metadata": {"labels": {format!("w{writer}-{i}"): "x"}}});
+                    // Under heavy contention the server's retries may run out: 409, try again.
+                    loop {
+                        let response =
+                            server.request("PATCH", path, &[merge], patch.to_string().as_bytes());
+                        match response.status {
+                            200 => break,
+                            409 => continue,
+                            other => panic!("{other}: {}", String::from_utf8_lossy(&response.body)),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let (_, stored) = get(&server, path);
+    let labels = stored["metadata"]["labels"].as_object().expect("labels");
+    assert_eq!(labels.len(), 40, "{labels:?}");
+    assert_eq!(stored["metadata"]["uid"], created["metadata"]["uid"]);
+    let (_, selected) = get(&server, "/api/v1/configmaps?labelSelector=w3-9%3Dx");
+    assert_eq!(selected["items"].as_array().map(Vec::len), Some(1));
+
+    let stale = json!({"metadata": {"resourceVersion": created["metadata"]["resourceVersion"]}});
+    let response = server.request("PATCH", path, &[merge], stale.to_string().as_bytes());
+    assert_status(&response.json(), 409, "Conflict");
+    let response = server.request("PATCH", path, &[("content-type", "text/plain")], b"{}");
+    assert_status(&response.json(), 415, "UnsupportedMediaType");
+    let apply = ("content-type", "application/apply-patch+yaml");
+    let response = server.request("PATCH", path, &[apply], b"data: {}");
+    assert_status(&response.json(), 415, "UnsupportedMediaType");
+    let json_patch = ("content-type", "application/json-patch+json");
+    let response = server.request("PATCH", path, &[json_patch], b"{\"op\": \"add\"}");
+    assert_status(&response.json(), 400, "BadRequest");
+    let missing = "/api/v1/namespaces/a/configmaps/missing";
+    let response = server.request("PATCH", missing, &[merge], b"{}");
+    assert_status(&response.json(), 404, "NotFound");
+}
+
 #[test]
 fn tokens_guard_the_kubernetes_endpoints() {
     let config = Config {

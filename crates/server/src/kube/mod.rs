@@ -7,6 +7,7 @@ mod kinds;
 mod list;
 mod object;
 mod openapi;
+mod patch;
 mod protobuf;
 mod representation;
 mod status;
@@ -258,6 +259,13 @@ async fn dispatch<B: Backend>(
                     let body = body::object(kube, &request.headers, request.body).await?;
                     let replaced = object::replace(kube, &target, body).await?;
                     Ok(json(StatusCode::OK, single(replaced)))
+                }
+                Method::PATCH => {
+                    let patch = body::patch(kube, &request.headers, request.body, kind).await?;
+                    let limit = kube.max_body_bytes;
+                    let patched =
+                        object::update(kube, &target, |stored| patch.apply(stored, limit)).await?;
+                    Ok(json(StatusCode::OK, single(patched)))
                 }
                 Method::DELETE => Ok(json(StatusCode::OK, object::delete(kube, &target).await?)),
                 other => Err(ApiError::method_not_allowed(format!(

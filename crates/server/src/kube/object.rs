@@ -1,5 +1,5 @@
-//! Single objects: what the server fills in on create, and get, create, replace and delete,
-//! each one backend read and one conditional commit.
+//! Single objects: what the server fills in on create, and get, create, replace (whole, or
+//! as a patch makes it) and delete, each one backend read and one conditional commit.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +12,8 @@ use super::Kube;
 use crate::backend::{Backend, Condition, Write};
 use crate::time::Instant;
 
-/// How often an unconditional replace or a delete re-reads an object that changed between
-/// its read and its commit, before it reports a conflict.
+/// How often an update or a delete re-reads an object that changed between its read and its
+/// commit, before it reports a conflict.
 const RETRIES: usize = 8;
 
 /// Where one object lives: its kind, namespace and name.
@@ -241,49 +241,50 @@ pub async fn create<B: Backend>(
     Ok(Value::Object(object))
 }
 
-/// Replaces an object. Its `metadata.resourceVersion`, when set, is a precondition on the
-/// stored object's mod revision: a mismatch is 409 `Conflict`. Without one the replace wins
-/// over concurrent writes. `uid` and `creationTimestamp` stay those of the stored object.
+/// Replaces an object with `body`. Its `metadata.resourceVersion`, when set, is a precondition
+/// on the stored object's mod revision: a mismatch is 409 `Conflict`. Without one the replace
+/// wins over concurrent writes.
 pub async fn replace<B: Backend>(
     kube: &Kube<B>,
     target: &Target<'_>,
     body: Value,
 ) -> Result<Value, ApiError> {
-    let mut object = parse_body(body, target.kind, target.namespace)?;
-    let meta = metadata(&mut object);
-    match meta.get("name") {
-        Some(Value::String(name)) if name == target.name => {}
-        None => {
-            meta.insert("name".into(), target.name.into());
-        }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "the name of the object does not match the name on the URL",
-            ))
-        }
-    }
-    let precondition = match meta.get("resourceVersion") {
-        None => None,
-        Some(Value::String(rv)) if rv.is_empty() => None,
-        Some(Value::String(rv)) => Some(Revision::new(rv.parse().map_err(|_| {
-            ApiError::invalid(format!("metadata.resourceVersion: Invalid value: {rv:?}"))
-        })?)),
-        Some(other) => {
-            return Err(ApiError::invalid(format!(
-                "metadata.resourceVersion: Invalid value: {other}"
-            )))
-        }
-    };
+    update(kube, target, |_| Ok(body.clone())).await
+}
+
+/// Replaces an object with what `change` makes of the stored one (which carries its
+/// `resourceVersion`), committed on the stored object's mod revision and made again from the
+/// new one when another write lands in between. A `resourceVersion` the new object carries
+/// must be the stored one's (409 `Conflict` otherwise): so a replace body's, or a patch's, is
+/// a precondition, while a patch that leaves it alone is retried. `uid` and
+/// `creationTimestamp` stay those of the stored object.
+pub async fn update<B: Backend>(
+    kube: &Kube<B>,
+    target: &Target<'_>,
+    change: impl Fn(Value) -> Result<Value, ApiError>,
+) -> Result<Value, ApiError> {
     let key = target.key();
     for _ in 0..RETRIES {
         let Some(stored) = kube.backend.get(key.clone(), None).await? else {
             return Err(target.not_found());
         };
-        if precondition.is_some_and(|rv| rv != stored.mod_revision) {
+        let previous = stored_object(&stored)?;
+        let mut object = parse_body(change(previous.clone())?, target.kind, target.namespace)?;
+        let meta = metadata(&mut object);
+        match meta.get("name") {
+            Some(Value::String(name)) if name == target.name => {}
+            None => {
+                meta.insert("name".into(), target.name.into());
+            }
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the name of the object does not match the name on the URL",
+                ))
+            }
+        }
+        if precondition(meta)?.is_some_and(|rv| rv != stored.mod_revision) {
             return Err(ApiError::conflict(&target.kind.plural, target.name));
         }
-        let previous = stored_object(&stored)?;
-        let meta = metadata(&mut object);
         for preserved in ["uid", "creationTimestamp"] {
             match previous["metadata"].get(preserved) {
                 Some(value) => meta.insert(preserved.into(), value.clone()),
@@ -296,11 +297,22 @@ pub async fn replace<B: Backend>(
             metadata(&mut object).insert("resourceVersion".into(), revision.to_string().into());
             return Ok(Value::Object(object));
         }
-        if precondition.is_some() {
-            return Err(ApiError::conflict(&target.kind.plural, target.name));
-        }
     }
     Err(ApiError::conflict(&target.kind.plural, target.name))
+}
+
+/// The revision `metadata.resourceVersion` names, if any.
+fn precondition(meta: &Map<String, Value>) -> Result<Option<Revision>, ApiError> {
+    match meta.get("resourceVersion") {
+        None => Ok(None),
+        Some(Value::String(rv)) if rv.is_empty() => Ok(None),
+        Some(Value::String(rv)) => rv.parse().map(|rv| Some(Revision::new(rv))).map_err(|_| {
+            ApiError::invalid(format!("metadata.resourceVersion: Invalid value: {rv:?}"))
+        }),
+        Some(other) => Err(ApiError::invalid(format!(
+            "metadata.resourceVersion: Invalid value: {other}"
+        ))),
+    }
 }
 
 /// Deletes an object and returns its last state, at the revision of the delete.
