@@ -203,7 +203,7 @@ fn decode_value(shape: Shape, wire: WireValue<'_>) -> Result<Value, DecodeError>
     })
 }
 
-pub(super) fn length_delimited(wire: WireValue<'_>) -> Result<&[u8], DecodeError> {
+fn length_delimited(wire: WireValue<'_>) -> Result<&[u8], DecodeError> {
     match wire {
         WireValue::Bytes(bytes) => Ok(bytes),
         other => Err(wrong_wire_type("length-delimited", other)),

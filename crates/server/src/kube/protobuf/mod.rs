@@ -14,8 +14,8 @@ use std::fmt;
 use serde_json::Value;
 
 use super::status::ApiError;
-use message::{length_delimited, text};
-use wire::{Reader, WireError};
+use message::text;
+use wire::{Reader, WireError, WireValue};
 
 const MAGIC: &[u8] = b"k8s\0";
 
@@ -184,7 +184,12 @@ fn for_each_bytes_field<'a>(
 ) -> Result<(), DecodeError> {
     let mut reader = Reader::new(bytes);
     while let Some((number, value)) = reader.next_field().map_err(DecodeError::malformed)? {
-        let value = length_delimited(value).map_err(|error| error.within(message))?;
+        let WireValue::Bytes(value) = value else {
+            return Err(DecodeError::invalid(format!(
+                "field {number} of {message} is a {} value, not a length-delimited one",
+                value.wire_type()
+            )));
+        };
         visit(number, value)?;
     }
     Ok(())
@@ -432,5 +437,14 @@ mod tests {
             assert_eq!(reason(&error), "BadRequest", "{error}");
             assert!(error.to_string().contains(expected), "{error}");
         }
+        let envelope = [MAGIC.to_vec(), number(1, 5)].concat();
+        let error = decode_object(&envelope).expect_err("refused");
+        assert_eq!(reason(&error), "BadRequest", "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("field 1 of Unknown is a varint value"),
+            "{error}"
+        );
     }
 }
