@@ -50,6 +50,17 @@ pub enum Shape {
     FieldsJson,
 }
 
+impl Shape {
+    /// Whether Go holds the field as a plain value, which `omitempty` can leave out, rather
+    /// than as a struct (an IntOrString of 0 or a zero Time is still written).
+    fn is_scalar(self) -> bool {
+        matches!(
+            self,
+            Shape::String | Shape::Bytes | Shape::Int32 | Shape::Int64 | Shape::Bool
+        )
+    }
+}
+
 /// How often a field appears, and when its JSON keeps an empty value.
 #[derive(Clone, Copy)]
 pub enum Presence {
@@ -133,7 +144,10 @@ pub fn decode(message: &Message, bytes: &[u8]) -> Result<Map<String, Value>, Dec
                 }
                 seen.push(number);
                 let value = decode_value(field.shape, wire).map_err(within)?;
-                if matches!(field.presence, Presence::Kept) || !is_empty_scalar(&value) {
+                let omitted = matches!(field.presence, Presence::OmitEmpty)
+                    && field.shape.is_scalar()
+                    && is_empty_scalar(&value);
+                if !omitted {
                     object.insert(field.name.into(), value);
                 }
             }
@@ -142,7 +156,7 @@ pub fn decode(message: &Message, bytes: &[u8]) -> Result<Map<String, Value>, Dec
     Ok(object)
 }
 
-/// What Go's `omitempty` leaves out: `""`, `0` and `false` (messages are never omitted).
+/// What Go's `omitempty` leaves out of a scalar: `""`, `0` and `false`.
 fn is_empty_scalar(value: &Value) -> bool {
     match value {
         Value::String(text) => text.is_empty(),

@@ -304,6 +304,7 @@ mod tests {
     #[test]
     fn a_service_port_keeps_its_port_and_spells_target_ports_as_sent() {
         let number_target = [number(1, 0), number(2, 8080), bytes(3, b"")].concat();
+        let zero_target = [number(1, 0), number(2, 0), bytes(3, b"")].concat();
         let named_target = [number(1, 1), number(2, 0), bytes(3, b"http")].concat();
         let port = |name: &str, target: &[u8]| {
             [
@@ -318,6 +319,7 @@ mod tests {
         let spec = [
             bytes(1, &port("a", &number_target)),
             bytes(1, &port("b", &named_target)),
+            bytes(1, &port("c", &zero_target)),
             bytes(4, b"ClusterIP"),
             number(12, 0),
         ]
@@ -330,6 +332,8 @@ mod tests {
                 "ports": [
                     {"name": "a", "protocol": "TCP", "port": 80, "targetPort": 8080},
                     {"name": "b", "protocol": "TCP", "port": 80, "targetPort": "http"},
+                    // Go's JSON never omits a struct, however `omitempty`.
+                    {"name": "c", "protocol": "TCP", "port": 80, "targetPort": 0},
                 ],
                 "type": "ClusterIP",
             })
