@@ -420,6 +420,35 @@ mod tests {
         assert!(error.to_string().contains("runs past"), "{error}");
     }
 
+    /// Every byte of a valid body, replaced by a few values that turn lengths, tags and
+    /// continuation bits into others: each decode is an object or a typed error, never a
+    /// panic, and a changed length is never trusted.
+    #[test]
+    fn corrupted_bodies_decode_or_fail_cleanly() {
+        let container = [bytes(1, b"c"), bytes(2, b"nginx"), bytes(6, &number(3, 80))].concat();
+        let raw = [
+            bytes(1, &object_meta("p", &bytes(11, &entry("run", b"p")))),
+            bytes(2, &[bytes(2, &container), bytes(3, b"Always")].concat()),
+            bytes(3, &bytes(1, b"")),
+        ]
+        .concat();
+        let valid = body("Pod", &raw);
+        assert!(decode_object(&valid).is_ok());
+        for position in 0..valid.len() {
+            for replacement in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                let mut corrupted = valid.clone();
+                corrupted[position] = replacement;
+                if let Err(error) = decode_object(&corrupted) {
+                    let reason = reason(&error);
+                    assert!(
+                        reason == "BadRequest" || reason == "UnsupportedMediaType",
+                        "{reason}: {error}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn wrong_wire_types_duplicates_and_odd_map_entries_are_malformed() {
         for (raw, expected) in [
