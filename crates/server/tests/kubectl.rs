@@ -557,6 +557,46 @@ fn kubectl_label_annotate_patch_and_apply_change_objects_in_place() {
     );
 }
 
+/// kubectl apply of a changed pod sends `$setElementOrder` for the lists it merges: the
+/// stored pod gets the new container and port, in the order of the applied file.
+#[test]
+fn kubectl_apply_of_a_changed_pod_merges_and_orders_its_lists() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, TOKEN);
+    let mut pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "applied"},
+        "spec": {"containers": [
+            {"name": "web", "image": "web:1", "ports": [{"containerPort": 80}]},
+        ]},
+    });
+    let first = kubectl.with_file("apply", &pod);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // The new container goes first, so the order directive is what puts it there.
+    pod["spec"]["containers"] = json!([
+        {"name": "sidecar", "image": "sidecar:1"},
+        {"name": "web", "image": "web:2", "ports": [{"containerPort": 80}, {"containerPort": 443}]},
+    ]);
+    let file = kubectl.path("object.json");
+    std::fs::write(&file, pod.to_string()).expect("write object");
+    let second = kubectl.run(&["apply", "-f", file.to_str().expect("utf-8 path"), "-v=8"]);
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert!(second.status.success(), "{log}");
+    assert!(log.contains("$setElementOrder/containers"), "{log}");
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout),
+        "pod/applied configured\n"
+    );
+    let stored: Value =
+        serde_json::from_str(&kubectl.ok(&["get", "pod", "applied", "-o", "json"])).expect("JSON");
+    assert_eq!(stored["spec"]["containers"], pod["spec"]["containers"]);
+}
+
 #[test]
 fn kubectl_finds_configured_kinds_by_name_and_short_name() {
     let server = Server::start(config());

@@ -4,6 +4,8 @@
 //! Objects merge key by key, `null` removes a key, and anything else replaces what was there:
 //! arrays included, unless a strategic merge patch's [`Lists`] merges that list.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::strategic::{self, Lists};
@@ -28,14 +30,23 @@ pub fn merge(
         }
         return Ok(patch.clone());
     };
-    if lists.is_some() {
-        strategic::refuse_directives(patch, path)?;
-    }
     let mut target = match target {
         Value::Object(target) => target,
         _ => Map::new(),
     };
+    // The lists a strategic merge patch orders are merged with their order directive, and
+    // the directive itself is no field.
+    let ordered = match lists {
+        Some(lists) => {
+            strategic::refuse_directives(patch, path)?;
+            strategic::merge_ordered_lists(&mut target, patch, lists, path)?
+        }
+        None => HashSet::new(),
+    };
     for (key, value) in patch {
+        if ordered.contains(key) || (lists.is_some() && strategic::is_order_directive(key)) {
+            continue;
+        }
         if value.is_null() {
             target.remove(key);
             continue;
@@ -45,7 +56,7 @@ pub fn merge(
         let rule = lists.and_then(|lists| Some((lists, lists.rule(path)?)));
         let merged = match (rule, value) {
             (Some((lists, rule)), Value::Array(items)) => {
-                strategic::merge_list(original, items, rule, lists, path)?
+                Value::Array(strategic::merge_list(original, items, rule, lists, path)?)
             }
             _ => merge(original, value, lists, path)?,
         };

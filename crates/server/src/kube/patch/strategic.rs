@@ -1,10 +1,13 @@
 //! Strategic merge patch, for the core kinds: maps merge as in a merge patch, and the lists
 //! Kubernetes' Go types mark `patchStrategy:"merge"` merge too, by their `patchMergeKey`
 //! (containers by name, ports by number) or, for lists of strings, as a union. Other lists are
-//! replaced. The one directive implemented is `$patch: delete` on an element of a merged list,
-//! which kubectl apply sends to remove one; any other `$` key (`$setElementOrder/…`,
-//! `$retainKeys`, `$deleteFromPrimitiveList/…`, `$patch: replace`) is refused with 400 rather
-//! than stored or half-applied.
+//! replaced. Two directives are implemented, the two kubectl apply sends for merged lists:
+//! `$patch: delete` on an element removes it, and `$setElementOrder/<list>` beside a list gives
+//! the order of the merged list. Any other `$` key (`$retainKeys`,
+//! `$deleteFromPrimitiveList/…`, `$patch: replace`) is refused with 400 rather than stored or
+//! half-applied.
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -124,7 +127,7 @@ pub fn merge_list(
     rule: Rule,
     lists: &Lists,
     path: &mut Vec<String>,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<Value>, ApiError> {
     let mut merged = match original {
         Value::Array(merged) => merged,
         _ => Vec::new(),
@@ -133,7 +136,7 @@ pub fn merge_list(
         Rule::Union => {
             for item in items {
                 if !item.is_string() {
-                    return Err(at(path, "holds strings only"));
+                    return Err(elements_error(rule, path));
                 }
                 if !merged.contains(item) {
                     merged.push(item.clone());
@@ -143,7 +146,7 @@ pub fn merge_list(
         Rule::ByKey(key) => {
             for item in items {
                 let Some(id) = item.get(key) else {
-                    return Err(at(path, &format!("elements are objects with a {key:?}")));
+                    return Err(elements_error(rule, path));
                 };
                 let position = merged
                     .iter()
@@ -166,22 +169,182 @@ pub fn merge_list(
             }
         }
     }
-    Ok(Value::Array(merged))
+    Ok(merged)
 }
 
-/// Refuses the `$` keys of a patch object: the directives not implemented.
+/// The key prefix of the directive that orders the merged list named after the prefix.
+const SET_ELEMENT_ORDER: &str = "$setElementOrder/";
+
+/// Merges into `target` the lists that a `$setElementOrder/<list>` directive of `patch` (at
+/// `path`) orders, and orders them as upstream's strategic merge patch does: the elements the
+/// directive names come in its order, and the stored elements it does not name keep their
+/// stored order, each placed before the first named element it preceded in the stored list.
+/// Returns the lists it merged, which the caller must not merge again.
+pub fn merge_ordered_lists(
+    target: &mut Map<String, Value>,
+    patch: &Map<String, Value>,
+    lists: &Lists,
+    path: &mut Vec<String>,
+) -> Result<HashSet<String>, ApiError> {
+    let mut merged_lists = HashSet::new();
+    for (directive, named) in patch {
+        let Some(field) = directive.strip_prefix(SET_ELEMENT_ORDER) else {
+            continue;
+        };
+        path.push(field.to_owned());
+        let rule = lists.rule(path).ok_or_else(|| {
+            at(
+                path,
+                &format!("is not a merged list, so {directive} cannot order it"),
+            )
+        })?;
+        let Value::Array(named) = named else {
+            return Err(at(path, &format!("needs a list as its {directive}")));
+        };
+        let stored = target.remove(field);
+        let original = match &stored {
+            Some(Value::Array(original)) => original.clone(),
+            _ => Vec::new(),
+        };
+        let merged = match (patch.get(field), stored) {
+            (Some(Value::Array(items)), stored) => {
+                check_order(items, named, rule, path)?;
+                merge_list(stored.unwrap_or(Value::Null), items, rule, lists, path)?
+            }
+            (Some(_), _) => return Err(at(path, "must be a list")),
+            (None, Some(Value::Array(stored))) => stored,
+            // Nothing to order: a list in neither, or a stored value that is no list.
+            (None, stored) => {
+                if let Some(stored) = stored {
+                    target.insert(field.to_owned(), stored);
+                }
+                path.pop();
+                continue;
+            }
+        };
+        let ordered = order(merged, named, &original, rule, path)?;
+        target.insert(field.to_owned(), Value::Array(ordered));
+        path.pop();
+        merged_lists.insert(field.to_owned());
+    }
+    Ok(merged_lists)
+}
+
+/// Whether a key of a patch object is a `$setElementOrder/<list>` directive.
+pub fn is_order_directive(key: &str) -> bool {
+    key.starts_with(SET_ELEMENT_ORDER)
+}
+
+/// What identifies an element of a list merged by `rule`: its merge key, or the string itself.
+fn identity(element: &Value, rule: Rule) -> Option<&Value> {
+    match rule {
+        Rule::ByKey(key) => element.get(key),
+        Rule::Union => element.as_str().map(|_| element),
+    }
+}
+
+/// Where the element identified as `id` is in `list`.
+fn position(list: &[Value], id: &Value, rule: Rule) -> Option<usize> {
+    list.iter()
+        .position(|element| identity(element, rule) == Some(id))
+}
+
+/// Checks that the patch's elements (other than deletions) are named by the order directive,
+/// in its order, as upstream does before it merges.
+fn check_order(
+    items: &[Value],
+    named: &[Value],
+    rule: Rule,
+    path: &[String],
+) -> Result<(), ApiError> {
+    let mut next = 0;
+    for item in items.iter().filter(|item| item.get("$patch").is_none()) {
+        let id = identity(item, rule).ok_or_else(|| elements_error(rule, path))?;
+        match position(&named[next..], id, rule) {
+            Some(found) => next += found + 1,
+            None => {
+                return Err(at(
+                    path,
+                    &format!(
+                        "has an element {id} that the order directive does not name, or \
+                         names in another order"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Orders `merged` by the directive's `named` elements and the `original` stored list (see
+/// [`merge_ordered_lists`]).
+fn order(
+    merged: Vec<Value>,
+    named: &[Value],
+    original: &[Value],
+    rule: Rule,
+    path: &[String],
+) -> Result<Vec<Value>, ApiError> {
+    let mut ids = Vec::with_capacity(named.len());
+    for element in named {
+        ids.push(identity(element, rule).ok_or_else(|| elements_error(rule, path))?);
+    }
+    let stored_at =
+        |element: &Value| identity(element, rule).and_then(|id| position(original, id, rule));
+    let (mut in_order, mut stored_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|element| identity(element, rule).is_some_and(|id| ids.contains(&id)));
+    let named_at = |element: &Value| {
+        identity(element, rule).and_then(|id| ids.iter().position(|named| *named == id))
+    };
+    in_order.sort_by_key(|element| named_at(element));
+    stored_only.sort_by_key(|element| stored_at(element).unwrap_or(usize::MAX));
+    // Upstream's mergeSortedSlice: a stored-only element goes first while the stored list had
+    // it before the next named element; a named element the stored list lacks goes first.
+    let mut ordered = Vec::with_capacity(in_order.len() + stored_only.len());
+    let mut in_order = in_order.into_iter().peekable();
+    let mut stored_only = stored_only.into_iter().peekable();
+    while let (Some(left), Some(right)) = (stored_only.peek(), in_order.peek()) {
+        let left_first = matches!((stored_at(left), stored_at(right)), (Some(l), Some(r)) if l < r);
+        let next = if left_first {
+            stored_only.next()
+        } else {
+            in_order.next()
+        };
+        ordered.extend(next);
+    }
+    ordered.extend(stored_only);
+    ordered.extend(in_order);
+    Ok(ordered)
+}
+
+fn elements_error(rule: Rule, path: &[String]) -> ApiError {
+    match rule {
+        Rule::ByKey(key) => at(path, &format!("elements are objects with a {key:?}")),
+        Rule::Union => at(path, "holds strings only"),
+    }
+}
+
+/// Refuses the `$` keys of a patch object that merges into an object: the directives not
+/// implemented.
 pub fn refuse_directives(patch: &Map<String, Value>, path: &[String]) -> Result<(), ApiError> {
-    match patch.keys().find(|key| key.starts_with('$')) {
+    match patch
+        .keys()
+        .find(|key| key.starts_with('$') && !is_order_directive(key))
+    {
         Some(directive) => Err(unsupported(directive, path)),
         None => Ok(()),
     }
 }
 
-/// Refuses `$` keys anywhere inside a value that replaces what was there.
+/// Refuses `$` keys anywhere inside a value that replaces what was there: nothing merges there
+/// for a directive to act on.
 pub fn refuse_directives_within(value: &Value, path: &[String]) -> Result<(), ApiError> {
     match value {
         Value::Object(fields) => {
-            refuse_directives(fields, path)?;
+            if let Some(directive) = fields.keys().find(|key| key.starts_with('$')) {
+                return Err(unsupported(directive, path));
+            }
             fields
                 .values()
                 .try_for_each(|value| refuse_directives_within(value, path))
@@ -297,10 +460,6 @@ mod tests {
         let original = pod(json!([{"name": "a"}]));
         for (patch, named) in [
             (
-                json!({"spec": {"$setElementOrder/containers": [{"name": "a"}]}}),
-                "$setElementOrder/containers (at spec)",
-            ),
-            (
                 json!({"metadata": {"$patch": "replace"}}),
                 "$patch (at metadata)",
             ),
@@ -328,5 +487,106 @@ mod tests {
         assert!(error.status()["message"]
             .as_str()
             .is_some_and(|m| m.contains("objects with a \"name\"")));
+    }
+
+    #[test]
+    fn set_element_order_orders_what_kubectl_apply_adds_and_removes() {
+        let original = pod(json!([
+            {"name": "a", "ports": [{"containerPort": 80}]},
+            {"name": "gone"},
+        ]));
+        // What kubectl apply sends when a container and a port are added and one is removed.
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+            "containers": [
+                {
+                    "name": "a",
+                    "$setElementOrder/ports": [{"containerPort": 80}, {"containerPort": 443}],
+                    "ports": [{"containerPort": 443}],
+                },
+                {"name": "b", "image": "b:1"},
+                {"$patch": "delete", "name": "gone"},
+            ],
+        }});
+        assert_eq!(
+            patched("Pod", original, patch).ok(),
+            Some(pod(json!([
+                {"name": "a", "ports": [{"containerPort": 80}, {"containerPort": 443}]},
+                {"name": "b", "image": "b:1"},
+            ])))
+        );
+    }
+
+    #[test]
+    fn set_element_order_leads_and_unnamed_stored_elements_keep_their_place() {
+        // `s` was added by another writer, between `a` and `b`: it stays before `b`, the
+        // named element it preceded, while `a` and `b` swap as the directive says.
+        let original = pod(json!([{"name": "a"}, {"name": "s"}, {"name": "b"}]));
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}, {"name": "n"}],
+            "containers": [{"name": "n"}],
+        }});
+        assert_eq!(
+            patched("Pod", original.clone(), patch).ok(),
+            Some(pod(
+                json!([{"name": "s"}, {"name": "b"}, {"name": "a"}, {"name": "n"}])
+            ))
+        );
+        // A directive alone reorders the stored list.
+        let patch =
+            json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}});
+        assert_eq!(
+            patched("Pod", original, patch).ok(),
+            Some(pod(json!([{"name": "s"}, {"name": "b"}, {"name": "a"}])))
+        );
+        // Lists of strings are ordered by value.
+        let original = json!({"metadata": {"finalizers": ["x", "y"]}});
+        let patch = json!({"metadata": {
+            "$setElementOrder/finalizers": ["y", "z", "x"],
+            "finalizers": ["z"],
+        }});
+        assert_eq!(
+            patched("Pod", original, patch).ok(),
+            Some(json!({"metadata": {"finalizers": ["y", "z", "x"]}}))
+        );
+    }
+
+    #[test]
+    fn set_element_order_that_does_not_fit_its_list_is_refused() {
+        let original = pod(json!([{"name": "a"}, {"name": "b"}]));
+        for (patch, named) in [
+            (
+                json!({"spec": {"$setElementOrder/tolerations": [{"key": "x"}]}}),
+                "spec.tolerations is not a merged list",
+            ),
+            (
+                json!({"spec": {
+                    "$setElementOrder/containers": [{"name": "a"}],
+                    "containers": [{"name": "b"}],
+                }}),
+                "spec.containers has an element \"b\" that the order directive",
+            ),
+            (
+                json!({"spec": {
+                    "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+                    "containers": [{"name": "a"}, {"name": "b"}],
+                }}),
+                "or names in another order",
+            ),
+            (
+                json!({"spec": {"$setElementOrder/containers": [{"image": "x"}]}}),
+                "objects with a \"name\"",
+            ),
+            (
+                json!({"spec": {"$setElementOrder/containers": {"name": "a"}}}),
+                "needs a list",
+            ),
+        ] {
+            let error = patched("Pod", original.clone(), patch).expect_err("refused");
+            let status = error.status();
+            assert_eq!(status["code"], 400);
+            let message = status["message"].as_str().unwrap_or_default();
+            assert!(message.contains(named), "{message}");
+        }
     }
 }
