@@ -597,6 +597,146 @@ fn kubectl_apply_of_a_changed_pod_merges_and_orders_its_lists() {
     assert_eq!(stored["spec"]["containers"], pod["spec"]["containers"]);
 }
 
+/// `--dry-run=server` (`dryRun=All`) checks and computes every write as a real one, with the
+/// same errors, and answers with what would be stored, but stores nothing.
+#[test]
+fn kubectl_server_dry_runs_answer_as_real_writes_and_store_nothing() {
+    let server = Server::start(config());
+    let kubectl = Kubectl::new(&server, TOKEN);
+    let parse = |output: &str| -> Value { serde_json::from_str(output).expect("JSON") };
+    let kept = config_map("default", "kept", json!({"app": "web"}));
+    let created = kubectl.with_file("create", &kept);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let stale = parse(&kubectl.ok(&["get", "cm", "kept", "-o", "json"]));
+    kubectl.ok(&["label", "cm", "kept", "tier=front"]);
+    let stored = parse(&kubectl.ok(&["get", "cm", "kept", "-o", "json"]));
+    let revision = server.db.current_revision();
+    let dry_run = |verb: &str, object: &Value| {
+        let file = kubectl.path("dry-run.json");
+        std::fs::write(&file, object.to_string()).expect("write object");
+        let file = file.to_str().expect("utf-8 path");
+        kubectl.run(&[verb, "-f", file, "--dry-run=server", "-o", "json"])
+    };
+    let succeeded = |output: &Output| -> Value {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        parse(&String::from_utf8_lossy(&output.stdout))
+    };
+    let failed = |output: &Output, reason: &str| {
+        assert!(!output.status.success());
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(message.contains(reason), "{message}");
+    };
+
+    // A create answers with the fields the server fills in, and no resourceVersion.
+    let fresh = succeeded(&dry_run(
+        "create",
+        &config_map("default", "fresh", json!({})),
+    ));
+    assert!(fresh["metadata"]["uid"].as_str().is_some(), "{fresh}");
+    assert!(fresh["metadata"]["creationTimestamp"].as_str().is_some());
+    assert_eq!(fresh["metadata"].get("resourceVersion"), None, "{fresh}");
+    failed(&dry_run("create", &kept), "AlreadyExists");
+
+    // A replace answers with the new object at the stored resourceVersion; a stale one is
+    // the conflict it would be.
+    let mut replacement = stored.clone();
+    replacement["data"] = json!({"replaced": "1"});
+    let replaced = succeeded(&dry_run("replace", &replacement));
+    assert_eq!(replaced["data"], json!({"replaced": "1"}));
+    assert_eq!(replaced["metadata"], stored["metadata"]);
+    failed(&dry_run("replace", &stale), "Conflict");
+
+    let patched = kubectl.run(&[
+        "patch",
+        "cm",
+        "kept",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-p",
+        r#"{"data":{"patched":"1"}}"#,
+    ]);
+    assert_eq!(succeeded(&patched)["data"]["patched"], "1");
+    let missing = kubectl.run(&["patch", "cm", "missing", "--dry-run=server", "-p", "{}"]);
+    failed(&missing, "NotFound");
+
+    assert_eq!(
+        kubectl.ok(&["delete", "cm", "kept", "--dry-run=server"]),
+        "configmap \"kept\" deleted (server dry run)\n"
+    );
+    failed(
+        &kubectl.run(&["delete", "cm", "missing", "--dry-run=server"]),
+        "NotFound",
+    );
+
+    assert_eq!(
+        parse(&kubectl.ok(&["get", "cm", "kept", "-o", "json"])),
+        stored
+    );
+    failed(&kubectl.run(&["get", "cm", "fresh"]), "NotFound");
+    assert_eq!(server.db.current_revision(), revision);
+}
+
+/// Any `dryRun` value but `All` is refused as the apiserver's option validation refuses it,
+/// naming the options kind, whether it comes in the query or a `DeleteOptions` body.
+#[test]
+fn a_dry_run_value_other_than_all_is_an_invalid_option() {
+    let server = Server::start(config());
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let object = config_map("default", "cm", json!({})).to_string();
+    let path = "/api/v1/namespaces/default/configmaps";
+    let revision = server.db.current_revision();
+    let refused = server.request(
+        "POST",
+        &format!("{path}?dryRun=true"),
+        &headers,
+        object.as_bytes(),
+    );
+    assert_eq!(refused.status, 422);
+    let status = refused.json();
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["message"],
+        "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: [\"true\"]: \
+         supported values: \"All\""
+    );
+    assert_eq!(server.db.current_revision(), revision);
+
+    assert_eq!(
+        post(&server, path, &config_map("default", "cm", json!({}))),
+        201
+    );
+    let refused = server.request(
+        "DELETE",
+        &format!("{path}/cm"),
+        &headers,
+        br#"{"kind":"DeleteOptions","apiVersion":"v1","dryRun":["Server"]}"#,
+    );
+    assert_eq!(refused.status, 422);
+    assert!(refused.json()["message"]
+        .as_str()
+        .is_some_and(|message| message.starts_with("DeleteOptions.meta.k8s.io")));
+    let kept = server.request(
+        "GET",
+        &format!("{path}/cm"),
+        &[("authorization", auth.as_str())],
+        b"",
+    );
+    assert_eq!(kept.status, 200);
+}
+
 #[test]
 fn kubectl_finds_configured_kinds_by_name_and_short_name() {
     let server = Server::start(config());

@@ -1,5 +1,5 @@
 //! Request bodies, read within the body limit: an object (JSON, or Kubernetes protobuf decoded
-//! into the same JSON), or a patch.
+//! into the same JSON), a DELETE's options, or a patch.
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
@@ -30,6 +30,25 @@ fn media_type(headers: &HeaderMap) -> String {
 
 /// The object a create or replace sends, as JSON.
 pub async fn object<B>(kube: &Kube<B>, headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
+    let media = decodable_media_type(headers)?;
+    decode(&media, &read_body(body, kube.max_body_bytes).await?)
+}
+
+/// The `DeleteOptions` a DELETE may send, as JSON; `None` for an empty body.
+pub async fn delete_options<B>(
+    kube: &Kube<B>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Option<Value>, ApiError> {
+    let bytes = read_body(body, kube.max_body_bytes).await?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    decode(&decodable_media_type(headers)?, &bytes).map(Some)
+}
+
+/// The media type of a body to decode: JSON or protobuf, 415 otherwise.
+fn decodable_media_type(headers: &HeaderMap) -> Result<String, ApiError> {
     let media = media_type(headers);
     if media != JSON && media != PROTOBUF {
         return Err(ApiError::unsupported_media_type(
@@ -37,11 +56,14 @@ pub async fn object<B>(kube: &Kube<B>, headers: &HeaderMap, body: Body) -> Resul
             &format!("{JSON} or {PROTOBUF}"),
         ));
     }
-    let bytes = read_body(body, kube.max_body_bytes).await?;
+    Ok(media)
+}
+
+fn decode(media: &str, bytes: &[u8]) -> Result<Value, ApiError> {
     if media == PROTOBUF {
-        Ok(protobuf::decode_object(&bytes)?)
+        Ok(protobuf::decode_object(bytes)?)
     } else {
-        serde_json::from_slice(&bytes)
+        serde_json::from_slice(bytes)
             .map_err(|error| ApiError::bad_request(format!("the body is not valid JSON: {error}")))
     }
 }

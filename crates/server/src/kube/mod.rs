@@ -3,6 +3,7 @@
 
 mod body;
 mod discovery;
+mod dry_run;
 mod kinds;
 mod list;
 mod object;
@@ -238,7 +239,8 @@ async fn dispatch<B: Backend>(
                 ));
             }
             let body = body::object(kube, &request.headers, request.body).await?;
-            let created = object::create(kube, kind, namespace, body).await?;
+            let mode = dry_run::from_query(&request.uri, "CreateOptions")?;
+            let created = object::create(kube, kind, namespace, body, mode).await?;
             Ok(json(StatusCode::CREATED, single(created)))
         }
         (method, Some(name)) => {
@@ -257,17 +259,33 @@ async fn dispatch<B: Backend>(
                 )),
                 Method::PUT => {
                     let body = body::object(kube, &request.headers, request.body).await?;
-                    let replaced = object::replace(kube, &target, body).await?;
+                    let mode = dry_run::from_query(&request.uri, "UpdateOptions")?;
+                    let replaced = object::replace(kube, &target, body, mode).await?;
                     Ok(json(StatusCode::OK, single(replaced)))
                 }
                 Method::PATCH => {
                     let patch = body::patch(kube, &request.headers, request.body, kind).await?;
+                    let mode = dry_run::from_query(&request.uri, "PatchOptions")?;
                     let limit = kube.max_body_bytes;
                     let patched =
-                        object::update(kube, &target, |stored| patch.apply(stored, limit)).await?;
+                        object::update(kube, &target, mode, |stored| patch.apply(stored, limit))
+                            .await?;
                     Ok(json(StatusCode::OK, single(patched)))
                 }
-                Method::DELETE => Ok(json(StatusCode::OK, object::delete(kube, &target).await?)),
+                Method::DELETE => {
+                    // As on the apiserver: the options are the body's, or without a body the
+                    // query's.
+                    let options =
+                        body::delete_options(kube, &request.headers, request.body).await?;
+                    let mode = match options {
+                        Some(options) => dry_run::from_delete_options(&options)?,
+                        None => dry_run::from_query(&request.uri, "DeleteOptions")?,
+                    };
+                    Ok(json(
+                        StatusCode::OK,
+                        object::delete(kube, &target, mode).await?,
+                    ))
+                }
                 other => Err(ApiError::method_not_allowed(format!(
                     "{other} is not supported on an object"
                 ))),

@@ -1,11 +1,13 @@
 //! Single objects: what the server fills in on create, and get, create, replace (whole, or
-//! as a patch makes it) and delete, each one backend read and one conditional commit.
+//! as a patch makes it) and delete, each one backend read and one conditional commit, which a
+//! dry run only checks.
 
 use std::collections::BTreeMap;
 
 use revkv::{Entry, Revision};
 use serde_json::{Map, Value};
 
+use super::dry_run::Mode;
 use super::kinds::Kind;
 use super::status::ApiError;
 use super::Kube;
@@ -198,13 +200,51 @@ fn uid() -> Result<String, ApiError> {
     ))
 }
 
+/// What a request's conditional write came to.
+enum Outcome {
+    Committed(Revision),
+    /// A dry run whose condition holds: the write would have been committed.
+    WouldCommit,
+    /// The condition does not hold (and nothing was written).
+    Failed,
+}
+
+/// Commits `write` if `condition` holds; a dry run checks the condition against the current
+/// state instead, so it fails (and is retried) exactly where the commit would.
+async fn commit<B: Backend>(
+    kube: &Kube<B>,
+    mode: Mode,
+    condition: Condition,
+    write: Write,
+) -> Result<Outcome, ApiError> {
+    if mode == Mode::Store {
+        let committed = kube.backend.commit(vec![condition], vec![write]).await?;
+        return Ok(committed.map_or(Outcome::Failed, Outcome::Committed));
+    }
+    let holds = match condition {
+        Condition::Absent(key) => kube.backend.get(key, None).await?.is_none(),
+        Condition::ModRevision(key, revision) => kube
+            .backend
+            .get(key, None)
+            .await?
+            .is_some_and(|entry| entry.mod_revision == revision),
+    };
+    Ok(if holds {
+        Outcome::WouldCommit
+    } else {
+        Outcome::Failed
+    })
+}
+
 /// Creates an object, filling in its name (from `generateName`), `uid` and
-/// `creationTimestamp`; 409 `AlreadyExists` when the name is taken.
+/// `creationTimestamp`; 409 `AlreadyExists` when the name is taken. A dry run's object has
+/// no `resourceVersion`, as the apiserver's: no revision was assigned.
 pub async fn create<B: Backend>(
     kube: &Kube<B>,
     kind: &Kind,
     namespace: Option<&str>,
     body: Value,
+    mode: Mode,
 ) -> Result<Value, ApiError> {
     let mut object = parse_body(body, kind, namespace)?;
     let meta = metadata(&mut object);
@@ -230,14 +270,13 @@ pub async fn create<B: Backend>(
     meta.insert("creationTimestamp".into(), Instant::now().rfc3339().into());
     let key = kind.key(namespace, &name);
     let write = put(kind, key.clone(), object.clone())?;
-    let Some(revision) = kube
-        .backend
-        .commit(vec![Condition::Absent(key.clone())], vec![write])
-        .await?
-    else {
-        return Err(ApiError::already_exists(&kind.plural, &name));
-    };
-    metadata(&mut object).insert("resourceVersion".into(), revision.to_string().into());
+    match commit(kube, mode, Condition::Absent(key), write).await? {
+        Outcome::Committed(revision) => {
+            metadata(&mut object).insert("resourceVersion".into(), revision.to_string().into());
+        }
+        Outcome::WouldCommit => {}
+        Outcome::Failed => return Err(ApiError::already_exists(&kind.plural, &name)),
+    }
     Ok(Value::Object(object))
 }
 
@@ -248,8 +287,9 @@ pub async fn replace<B: Backend>(
     kube: &Kube<B>,
     target: &Target<'_>,
     body: Value,
+    mode: Mode,
 ) -> Result<Value, ApiError> {
-    update(kube, target, |_| Ok(body.clone())).await
+    update(kube, target, mode, |_| Ok(body.clone())).await
 }
 
 /// Replaces an object with what `change` makes of the stored one (which carries its
@@ -257,10 +297,12 @@ pub async fn replace<B: Backend>(
 /// new one when another write lands in between. A `resourceVersion` the new object carries
 /// must be the stored one's (409 `Conflict` otherwise): so a replace body's, or a patch's, is
 /// a precondition, while a patch that leaves it alone is retried. `uid` and
-/// `creationTimestamp` stay those of the stored object.
+/// `creationTimestamp` stay those of the stored object. A dry run's object keeps the stored
+/// one's `resourceVersion`, as the apiserver's.
 pub async fn update<B: Backend>(
     kube: &Kube<B>,
     target: &Target<'_>,
+    mode: Mode,
     change: impl Fn(Value) -> Result<Value, ApiError>,
 ) -> Result<Value, ApiError> {
     let key = target.key();
@@ -293,10 +335,13 @@ pub async fn update<B: Backend>(
         }
         let write = put(target.kind, key.clone(), object.clone())?;
         let condition = Condition::ModRevision(key.clone(), stored.mod_revision);
-        if let Some(revision) = kube.backend.commit(vec![condition], vec![write]).await? {
-            metadata(&mut object).insert("resourceVersion".into(), revision.to_string().into());
-            return Ok(Value::Object(object));
-        }
+        let revision = match commit(kube, mode, condition, write).await? {
+            Outcome::Committed(revision) => revision,
+            Outcome::WouldCommit => stored.mod_revision,
+            Outcome::Failed => continue,
+        };
+        metadata(&mut object).insert("resourceVersion".into(), revision.to_string().into());
+        return Ok(Value::Object(object));
     }
     Err(ApiError::conflict(&target.kind.plural, target.name))
 }
@@ -315,8 +360,13 @@ fn precondition(meta: &Map<String, Value>) -> Result<Option<Revision>, ApiError>
     }
 }
 
-/// Deletes an object and returns its last state, at the revision of the delete.
-pub async fn delete<B: Backend>(kube: &Kube<B>, target: &Target<'_>) -> Result<Value, ApiError> {
+/// Deletes an object and returns its last state, at the revision of the delete (at its own
+/// for a dry run).
+pub async fn delete<B: Backend>(
+    kube: &Kube<B>,
+    target: &Target<'_>,
+    mode: Mode,
+) -> Result<Value, ApiError> {
     let key = target.key();
     for _ in 0..RETRIES {
         let Some(stored) = kube.backend.get(key.clone(), None).await? else {
@@ -324,8 +374,10 @@ pub async fn delete<B: Backend>(kube: &Kube<B>, target: &Target<'_>) -> Result<V
         };
         let condition = Condition::ModRevision(key.clone(), stored.mod_revision);
         let delete = Write::Delete(key.clone());
-        if let Some(revision) = kube.backend.commit(vec![condition], vec![delete]).await? {
-            return with_revision(&stored, revision);
+        match commit(kube, mode, condition, delete).await? {
+            Outcome::Committed(revision) => return with_revision(&stored, revision),
+            Outcome::WouldCommit => return stored_object(&stored),
+            Outcome::Failed => {}
         }
     }
     Err(ApiError::conflict(&target.kind.plural, target.name))

@@ -56,6 +56,21 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", message)
     }
 
+    /// A request option (a query parameter, or a field of a `DeleteOptions` body) with a value
+    /// the apiserver's option validation refuses: 422 on the options kind of `meta.k8s.io`.
+    pub fn unsupported_option(options: &str, field: &str, value: &str, supported: &str) -> Self {
+        let cause = format!("Unsupported value: {value}: supported values: {supported}");
+        let mut error = ApiError::invalid(format!(
+            "{options}.meta.k8s.io \"\" is invalid: {field}: {cause}"
+        ));
+        error.details = Some(json!({
+            "group": "meta.k8s.io",
+            "kind": options,
+            "causes": [{"reason": "FieldValueNotSupported", "message": cause, "field": field}],
+        }));
+        error
+    }
+
     pub fn not_found(plural: &str, name: &str) -> Self {
         ApiError::new(
             StatusCode::NOT_FOUND,
