@@ -213,12 +213,12 @@ async fn dispatch<B: Backend>(
     let single = |object: Value| match representation {
         Representation::Json => object,
         Representation::Table(version) => {
-            let revision = object["metadata"]["resourceVersion"].clone();
-            representation::table(
-                version,
-                serde_json::json!({"resourceVersion": revision}),
-                &[object],
-            )
+            // A dry-run create's object has no resourceVersion for the Table to carry.
+            let metadata = match object["metadata"].get("resourceVersion") {
+                Some(revision) => serde_json::json!({"resourceVersion": revision}),
+                None => serde_json::json!({}),
+            };
+            representation::table(version, metadata, &[object])
         }
     };
     match (request.method, name) {

@@ -221,15 +221,12 @@ async fn commit<B: Backend>(
         let committed = kube.backend.commit(vec![condition], vec![write]).await?;
         return Ok(committed.map_or(Outcome::Failed, Outcome::Committed));
     }
-    let holds = match condition {
-        Condition::Absent(key) => kube.backend.get(key, None).await?.is_none(),
-        Condition::ModRevision(key, revision) => kube
-            .backend
-            .get(key, None)
-            .await?
-            .is_some_and(|entry| entry.mod_revision == revision),
+    let (key, expected) = match condition {
+        Condition::Absent(key) => (key, None),
+        Condition::ModRevision(key, revision) => (key, Some(revision)),
     };
-    Ok(if holds {
+    let current = kube.backend.get(key, None).await?;
+    Ok(if current.map(|entry| entry.mod_revision) == expected {
         Outcome::WouldCommit
     } else {
         Outcome::Failed

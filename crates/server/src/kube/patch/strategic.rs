@@ -393,6 +393,15 @@ mod tests {
         apply(object, &patch, lists(kind).expect("core lists"))
     }
 
+    /// Asserts that `patch` of the pod `original` is refused with 400, its message naming `named`.
+    fn assert_refused(original: &Value, patch: Value, named: &str) {
+        let error = patched("Pod", original.clone(), patch).expect_err("refused");
+        let status = error.status();
+        assert_eq!(status["code"], 400);
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{message}");
+    }
+
     fn pod(containers: Value) -> Value {
         json!({"metadata": {"name": "p"}, "spec": {"containers": containers}})
     }
@@ -472,11 +481,7 @@ mod tests {
                 "$retainKeys (at spec.tolerations)",
             ),
         ] {
-            let error = patched("Pod", original.clone(), patch).expect_err("refused");
-            let status = error.status();
-            assert_eq!(status["code"], 400);
-            let message = status["message"].as_str().unwrap_or_default();
-            assert!(message.contains(named), "{message}");
+            assert_refused(&original, patch, named);
         }
         let error = patched(
             "Pod",
@@ -582,11 +587,7 @@ mod tests {
                 "needs a list",
             ),
         ] {
-            let error = patched("Pod", original.clone(), patch).expect_err("refused");
-            let status = error.status();
-            assert_eq!(status["code"], 400);
-            let message = status["message"].as_str().unwrap_or_default();
-            assert!(message.contains(named), "{message}");
+            assert_refused(&original, patch, named);
         }
     }
 }
