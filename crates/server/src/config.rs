@@ -22,6 +22,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Request and resource limits.
     pub limits: Limits,
+    /// Leaves out the access log, one line on stderr per request: a benchmark's client makes
+    /// thousands of requests a second.
+    pub quiet: bool,
 }
 
 /// A PEM certificate chain and its PEM private key.

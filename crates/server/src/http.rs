@@ -70,17 +70,20 @@ impl Api {
 #[derive(Clone, Copy, Debug)]
 pub struct Peer(pub SocketAddr);
 
-/// What admission needs: the slots of concurrent requests and their time limit.
+/// What admission needs: the slots of concurrent requests, their time limit, and whether to log
+/// each.
 pub struct Admission {
     slots: Semaphore,
     timeout: Duration,
+    access_log: bool,
 }
 
 impl Admission {
-    pub fn new(limits: &Limits) -> Self {
+    pub fn new(limits: &Limits, access_log: bool) -> Self {
         Admission {
             slots: Semaphore::new(limits.max_concurrent_requests.max(1)),
             timeout: limits.request_timeout(),
+            access_log,
         }
     }
 }
@@ -110,10 +113,12 @@ pub async fn admit(
     let took = started.elapsed();
     let code = response.status().as_u16();
     metrics.record_request(api.name(), method.as_str(), code, took);
-    eprintln!(
-        "{peer} {method} {target} {code} {:.3}ms",
-        took.as_secs_f64() * 1000.0
-    );
+    if admission.access_log {
+        eprintln!(
+            "{peer} {method} {target} {code} {:.3}ms",
+            took.as_secs_f64() * 1000.0
+        );
+    }
     response
 }
 

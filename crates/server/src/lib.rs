@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 
 pub use backend::{Backend, Condition, ListRequest, Revisions, StoreError, WatchRequest, Write};
 pub use config::{Config, ConfigError, KindConfig, Limits, SwiftAccount, TlsConfig};
+pub use kube::{ApiError, Creator};
 
 use metrics::Metrics;
 
@@ -43,7 +44,7 @@ fn router<B: Backend>(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Router {
     let metrics = Arc::new(Metrics::default());
-    let admission = Arc::new(http::Admission::new(&config.limits));
+    let admission = Arc::new(http::Admission::new(&config.limits, !config.quiet));
     let scrape = {
         let backend = backend.clone();
         let metrics = metrics.clone();

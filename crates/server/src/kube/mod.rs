@@ -28,7 +28,7 @@ use serde_json::Value;
 
 pub use status::ApiError;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Condition, Write};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use kinds::Kinds;
@@ -48,6 +48,37 @@ pub struct Kube<B> {
 }
 
 type Shared<B> = Arc<Kube<B>>;
+
+/// The writes a POST to a collection makes, made without a request: for loading many objects in
+/// batches (`revkv bench http`) exactly as the API would store them.
+pub struct Creator {
+    kinds: Kinds,
+}
+
+impl Creator {
+    pub fn new(config: &Config) -> Self {
+        Creator {
+            kinds: Kinds::new(&config.kinds),
+        }
+    }
+
+    /// What a POST of the JSON `body` to the collection of `plural` in `group`/`version` (the
+    /// core group is `""`), in `namespace`, commits: the condition that its key is absent, and
+    /// the write of the completed object with its labels and fields.
+    pub fn create(
+        &self,
+        (group, version, plural): (&str, &str, &str),
+        namespace: Option<&str>,
+        body: Value,
+    ) -> Result<(Condition, Write), ApiError> {
+        let kind = self
+            .kinds
+            .find(group, version, plural)
+            .ok_or_else(|| ApiError::no_route(plural))?;
+        let creation = object::creation(kind, namespace, body)?;
+        Ok((Condition::Absent(creation.key), creation.write))
+    }
+}
 
 pub fn routes<B: Backend>(
     backend: B,

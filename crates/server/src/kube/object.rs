@@ -233,16 +233,19 @@ async fn commit<B: Backend>(
     })
 }
 
-/// Creates an object, filling in its name (from `generateName`), `uid` and
-/// `creationTimestamp`; 409 `AlreadyExists` when the name is taken. A dry run's object has
-/// no `resourceVersion`, as the apiserver's: no revision was assigned.
-pub async fn create<B: Backend>(
-    kube: &Kube<B>,
-    kind: &Kind,
-    namespace: Option<&str>,
-    body: Value,
-    mode: Mode,
-) -> Result<Value, ApiError> {
+/// What a create stores: the object as the server completes it, at its key.
+pub struct Creation {
+    pub key: Vec<u8>,
+    pub name: String,
+    /// Without its resourceVersion, which is the revision the write gets.
+    pub object: Map<String, Value>,
+    pub write: Write,
+}
+
+/// Completes an object to create, filling in its name (from `generateName`), `uid` and
+/// `creationTimestamp`, and makes the write that stores it; the caller commits it on the
+/// condition that the key is absent.
+pub fn creation(kind: &Kind, namespace: Option<&str>, body: Value) -> Result<Creation, ApiError> {
     let mut object = parse_body(body, kind, namespace)?;
     let meta = metadata(&mut object);
     if meta.get("resourceVersion").is_some_and(|rv| rv != "") {
@@ -267,6 +270,29 @@ pub async fn create<B: Backend>(
     meta.insert("creationTimestamp".into(), Instant::now().rfc3339().into());
     let key = kind.key(namespace, &name);
     let write = put(kind, key.clone(), object.clone())?;
+    Ok(Creation {
+        key,
+        name,
+        object,
+        write,
+    })
+}
+
+/// Creates an object ([`creation`]); 409 `AlreadyExists` when the name is taken. A dry run's
+/// object has no `resourceVersion`, as the apiserver's: no revision was assigned.
+pub async fn create<B: Backend>(
+    kube: &Kube<B>,
+    kind: &Kind,
+    namespace: Option<&str>,
+    body: Value,
+    mode: Mode,
+) -> Result<Value, ApiError> {
+    let Creation {
+        key,
+        name,
+        mut object,
+        write,
+    } = creation(kind, namespace, body)?;
     match commit(kube, mode, Condition::Absent(key), write).await? {
         Outcome::Committed(revision) => {
             metadata(&mut object).insert("resourceVersion".into(), revision.to_string().into());
