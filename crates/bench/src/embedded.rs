@@ -11,7 +11,7 @@ use revkv::selector::LabelSelector;
 use revkv::{Db, ListOptions, Op, Options, Put, Retention, Txn};
 use tempfile::TempDir;
 
-use super::engine::{Chunk, Engine, Error, Filtered, MAX_FILTER_LIMIT};
+use super::engine::{Chunk, Engine, Error, Filtered, Lister, MAX_FILTER_LIMIT};
 use super::report::Open;
 use super::workload::{Item, Workload, Write, LABEL, PREFIX};
 use crate::load::Collection;
@@ -185,25 +185,11 @@ fn put(item: &Item) -> Put {
     }
 }
 
-impl Engine for Revkv {
+impl Lister for Revkv {
     type Cursor = ListOptions;
 
     fn name(&self) -> &'static str {
         "revkv"
-    }
-
-    fn write(&self, writes: &[Write]) -> Result<(), Error> {
-        let ops = writes.iter().map(|write| match write {
-            Write::Put(item) => Op::Put(put(item)),
-            Write::Delete(key) => Op::delete(key.as_bytes()),
-        });
-        self.db().txn(Txn::new().then(ops))?;
-        Ok(())
-    }
-
-    fn put(&self, item: &Item) -> Result<(), Error> {
-        self.db().put_with(put(item))?;
-        Ok(())
     }
 
     fn first(&self) -> ListOptions {
@@ -254,6 +240,22 @@ impl Engine for Revkv {
                 .continue_token
                 .map(|token| self.first().continue_token(token)),
         })
+    }
+}
+
+impl Engine for Revkv {
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        let ops = writes.iter().map(|write| match write {
+            Write::Put(item) => Op::Put(put(item)),
+            Write::Delete(key) => Op::delete(key.as_bytes()),
+        });
+        self.db().txn(Txn::new().then(ops))?;
+        Ok(())
+    }
+
+    fn put(&self, item: &Item) -> Result<(), Error> {
+        self.db().put_with(put(item))?;
+        Ok(())
     }
 
     /// revkv filters in the store: each chunk examines up to its scan budget (10,000 keys by

@@ -8,17 +8,37 @@ use std::fmt;
 use super::report::Open;
 use super::workload::{Item, Write};
 
-/// One store under test.
-pub(super) trait Engine: Sync {
+/// What a chunk figure needs from a store: chunks of a list with their count.
+pub(super) trait Lister: Sync {
     /// Where a chunk starts: what a client keeps between chunks of one list.
     type Cursor: Clone;
 
     /// The name the report shows.
     fn name(&self) -> &'static str;
 
+    /// The start of a new list, at the newest revision.
+    fn first(&self) -> Self::Cursor;
+
+    /// A cursor `position` items (more than none) into a list pinned at the newest revision, as
+    /// the previous chunk would have left it; `after` is the key of the item just before it,
+    /// which the generated data knows.
+    fn seek(&self, position: u64, after: Option<&str>) -> Result<Self::Cursor, Error>;
+
+    /// Reads one chunk of at most `limit` items with the number of items after it.
+    fn chunk(&self, cursor: &Self::Cursor, limit: usize) -> Result<Chunk<Self::Cursor>, Error>;
+}
+
+/// One store under test, for every figure of the workload.
+pub(super) trait Engine: Lister {
     /// The version a peer reports; `None` for revkv, which is this build.
     fn version(&self) -> Option<String> {
         None
+    }
+
+    /// How a client reaches it, for reports.
+    #[cfg(feature = "peers")]
+    fn transport(&self) -> &'static str {
+        "in-process, no HTTP hop"
     }
 
     /// How many writers load and churn the collection at once: as many as the store gains from.
@@ -31,17 +51,6 @@ pub(super) trait Engine: Sync {
 
     /// Writes one item durably, as a client's single update does.
     fn put(&self, item: &Item) -> Result<(), Error>;
-
-    /// The start of a new list, at the newest revision.
-    fn first(&self) -> Self::Cursor;
-
-    /// A cursor `position` items (more than none) into a list pinned at the newest revision, as
-    /// the previous chunk would have left it; `after` is the key of the item just before it,
-    /// which the generated data knows.
-    fn seek(&self, position: u64, after: Option<&str>) -> Result<Self::Cursor, Error>;
-
-    /// Reads one chunk of at most `limit` items with the number of items after it.
-    fn chunk(&self, cursor: &Self::Cursor, limit: usize) -> Result<Chunk<Self::Cursor>, Error>;
 
     /// The number of items from `cursor` to the end of the list, asked for alone, where the
     /// engine has such a request (etcd's `count_only`); `None` where it has not.

@@ -9,10 +9,13 @@
 //! - `stats`: sampling and percentiles; `report`: the table, the JSON and the plots; `svg`: the
 //!   plotting;
 //! - `watch`: the rows of the watch bench (`benches/watch.rs`), with etcd's watch behind
-//!   `peers`.
+//!   `peers`;
+//! - `http` (`revkv bench http`): chunks and whole lists over HTTP from `revkv serve`, beside
+//!   etcd's gateway and kine.
 
 mod embedded;
 mod engine;
+mod http;
 pub mod load;
 #[cfg(feature = "peers")]
 mod peers;
@@ -27,7 +30,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::error::ErrorKind;
-use clap::{Args, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 pub use engine::Error;
 use load::{Collection, Shape};
@@ -38,8 +41,10 @@ use stats::Budget;
 use workload::Workload;
 
 #[derive(Args)]
-#[command(after_long_help = WORKLOADS_HELP)]
+#[command(after_long_help = WORKLOADS_HELP, args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// How the collection is written; every figure is measured once per workload, each on a
     /// new store (and on each peer).
     #[arg(
@@ -119,6 +124,16 @@ pub struct BenchArgs {
     /// Internal: what `--weigh-open` opens.
     #[arg(long, value_name = "PART", hide = true, default_value = "store")]
     weigh_part: embedded::Part,
+}
+
+/// Benchmarks other than the engine's.
+#[derive(Subcommand)]
+enum Mode {
+    /// Chunks of every namespace's ConfigMaps over HTTP from `revkv serve` (in-process, on
+    /// loopback, durable), at the first, middle and last position, and whole lists from many
+    /// clients at once; beside etcd's JSON gateway and kine on SQLite with `--peer`. Writes
+    /// http-report.json.
+    Http(http::HttpArgs),
 }
 
 /// What `revkv bench --help` tells about the workloads.
@@ -226,6 +241,9 @@ fn usage(message: &str) -> ! {
 
 /// Runs the workload on revkv, then on each peer, and reports.
 pub fn run(args: BenchArgs) -> Result<(), Error> {
+    if let Some(Mode::Http(http)) = args.mode {
+        return http::run(http);
+    }
     if let Some(dir) = &args.weigh_open {
         return embedded::weigh_open(dir, args.weigh_part);
     }

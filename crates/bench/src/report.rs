@@ -116,7 +116,7 @@ pub(super) struct Positions {
 const POSITIONS: [&str; 3] = ["first", "middle", "last"];
 
 impl Positions {
-    fn each(&self) -> [(&'static str, Latency); 3] {
+    pub(super) fn each(&self) -> [(&'static str, Latency); 3] {
         let [first, middle, last] = POSITIONS;
         [
             (first, self.first),
@@ -379,7 +379,7 @@ fn rate(throughput: &Throughput, unit: &'static str) -> Value {
 }
 
 /// The width of the figure column.
-const FIGURE_WIDTH: usize = 52;
+pub(super) const FIGURE_WIDTH: usize = 52;
 
 /// The figures as a table per workload: one line per figure and engine, with latency
 /// percentiles and, for every engine after the first, how many times faster the first one is.
@@ -490,7 +490,7 @@ fn run_table(out: &mut String, run: &Run, workload: &Workload) -> bool {
 }
 
 /// A latency in milliseconds with three significant digits (whole ones from 1000 on).
-fn millis(ms: f64) -> String {
+pub(super) fn millis(ms: f64) -> String {
     match ms {
         ms if ms < 1.0 => format!("{ms:.3} ms"),
         ms if ms < 10.0 => format!("{ms:.2} ms"),
@@ -500,7 +500,7 @@ fn millis(ms: f64) -> String {
 }
 
 /// A count with a k or M suffix: 1000000 is "1M", 1830 is "1.83k".
-fn count(value: f64) -> String {
+pub(super) fn count(value: f64) -> String {
     let (scaled, suffix) = match value.abs() {
         v if v >= 1e6 => (value / 1e6, "M"),
         v if v >= 1e3 => (value / 1e3, "k"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::engine::{Engine, Error};
+use super::engine::{Engine, Error, Lister};
 use super::report::{
     Compaction, Contended, DepthPoint, EngineReport, FilteredChunk, PagedList, Positions,
     SizeFigures, Writes,
@@ -133,15 +133,13 @@ impl Data<'_> {
         }
     }
 
-    /// Items in a full list.
-    fn live(&self) -> u64 {
-        self.live.len() as u64
-    }
-
-    /// The key of the item just before `position` in the list, which a cursor continues after.
-    fn key_before(&self, position: u64) -> Option<String> {
-        let before = usize::try_from(position.checked_sub(1)?).ok()?;
-        self.live.get(before).map(|&index| Collection::key(index))
+    /// What a chunk figure checks its chunks against.
+    fn listing(&self) -> Listing<'_> {
+        Listing {
+            limit: self.workload.limit,
+            budget: self.workload.budget,
+            live: &self.live,
+        }
     }
 
     /// How many items of the list the selector matches.
@@ -152,10 +150,32 @@ impl Data<'_> {
             .filter(|&&index| Collection::selected(index, stride))
             .count() as u64
     }
+}
+
+/// A list whose chunks a figure measures: the live keys it holds, in key order, and how
+/// each figure samples it.
+pub(super) struct Listing<'a> {
+    /// The limit of the measured chunks.
+    pub(super) limit: usize,
+    pub(super) budget: Budget,
+    pub(super) live: &'a [u64],
+}
+
+impl Listing<'_> {
+    /// Items in a full list.
+    pub(super) fn live(&self) -> u64 {
+        self.live.len() as u64
+    }
+
+    /// The key of the item just before `position` in the list, which a cursor continues after.
+    pub(super) fn key_before(&self, position: u64) -> Option<String> {
+        let before = usize::try_from(position.checked_sub(1)?).ok()?;
+        self.live.get(before).map(|&index| Collection::key(index))
+    }
 
     /// Fails unless a chunk at `position` of the list, asked for `limit` items, is full and
     /// counts exactly the items after it.
-    fn check_chunk(
+    pub(super) fn check_chunk(
         &self,
         engine: &'static str,
         limit: usize,
@@ -210,7 +230,7 @@ pub(super) fn run<E: Engine>(
     let mut size_figures = Vec::new();
     for &keys in &sizes {
         grow(engine, &mut data, keys)?;
-        let live = data.live();
+        let live = data.listing().live();
         if live < 2 * limit {
             return Err(Error::failed(
                 engine.name(),
@@ -222,7 +242,7 @@ pub(super) fn run<E: Engine>(
         let mut chunks = Vec::new();
         let mut counts = Vec::new();
         for position in positions {
-            chunks.push(chunk_latency(engine, &data, position)?);
+            chunks.push(chunk_latency(engine, &data.listing(), position)?);
             counts.push(count_latency(engine, &data, position)?);
         }
         let count_only = match counts[..] {
@@ -248,13 +268,13 @@ pub(super) fn run<E: Engine>(
             open,
         });
     }
-    let live = data.live();
+    let live = data.listing().live();
     let deepest = live - limit;
     let steps = workload.depths.max(2) as u64 - 1;
     let depth = (0..=steps)
         .map(|step| {
             let depth = deepest * step / steps;
-            let latency = chunk_latency(engine, &data, depth)?;
+            let latency = chunk_latency(engine, &data.listing(), depth)?;
             Ok(DepthPoint { depth, latency })
         })
         .collect::<Result<_, Error>>()?;
@@ -286,17 +306,27 @@ pub(super) fn run<E: Engine>(
 /// Grows the loaded collection to `keys`: its new keys in the shape's order, then their churn.
 fn grow<E: Engine>(engine: &E, data: &mut Data, keys: u64) -> Result<(), Error> {
     let [puts, churn] = data.collection.growth(data.keys, keys);
-    apply(engine, data, &puts, "loading")?;
-    apply(engine, data, &churn, "churning")?;
+    apply(engine, data.workload.batch, &puts, "loading", |change| {
+        data.write(change)
+    })?;
+    apply(engine, data.workload.batch, &churn, "churning", |change| {
+        data.write(change)
+    })?;
     data.keys = keys;
     data.live = data.collection.live_in_key_order(keys);
     Ok(())
 }
 
-/// Makes `changes` in their order, in transactions of the workload's batch size, from the
+/// Makes `changes` in their order, as `write` makes each, in transactions of `batch` changes, from the
 /// engine's preferred number of concurrent writers: each takes the next batch of the sequence,
 /// so batches commit in order but for the few in flight at once.
-fn apply<E: Engine>(engine: &E, data: &Data, changes: &[Change], verb: &str) -> Result<(), Error> {
+pub(super) fn apply<E: Engine>(
+    engine: &E,
+    batch: usize,
+    changes: &[Change],
+    verb: &str,
+    write: impl Fn(Change) -> Write + Sync,
+) -> Result<(), Error> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -304,14 +334,13 @@ fn apply<E: Engine>(engine: &E, data: &Data, changes: &[Change], verb: &str) -> 
     let next = AtomicUsize::new(0);
     let stream = || -> Result<(), Error> {
         loop {
-            let start = next.fetch_add(data.workload.batch, Ordering::Relaxed);
-            let Some(batch) = changes.get(start..changes.len().min(start + data.workload.batch))
-            else {
+            let start = next.fetch_add(batch, Ordering::Relaxed);
+            let Some(taken) = changes.get(start..changes.len().min(start + batch)) else {
                 return Ok(());
             };
-            let writes: Vec<Write> = batch.iter().map(|&change| data.write(change)).collect();
+            let writes: Vec<Write> = taken.iter().map(|&change| write(change)).collect();
             engine.write(&writes)?;
-            progress.inc(batch.len() as u64);
+            progress.inc(taken.len() as u64);
         }
     };
     let streams = engine.load_streams().max(1);
@@ -328,15 +357,15 @@ fn apply<E: Engine>(engine: &E, data: &Data, changes: &[Change], verb: &str) -> 
 }
 
 /// A cursor `position` items into the list; `None` for a new list.
-fn cursor_at<E: Engine>(
-    engine: &E,
-    data: &Data,
+fn cursor_at<L: Lister>(
+    lister: &L,
+    listing: &Listing,
     position: u64,
-) -> Result<Option<E::Cursor>, Error> {
+) -> Result<Option<L::Cursor>, Error> {
     match position {
         0 => Ok(None),
-        _ => engine
-            .seek(position, data.key_before(position).as_deref())
+        _ => lister
+            .seek(position, listing.key_before(position).as_deref())
             .map(Some),
     }
 }
@@ -344,18 +373,22 @@ fn cursor_at<E: Engine>(
 /// The latency of the chunk `position` items into the list. The first chunk starts a new list
 /// every time, as a client's first request does; a later one continues the same list, pinned
 /// at the revision it started at.
-fn chunk_latency<E: Engine>(engine: &E, data: &Data, position: u64) -> Result<Latency, Error> {
-    let limit = data.workload.limit;
-    let cursor = cursor_at(engine, data, position)?;
+pub(super) fn chunk_latency<L: Lister>(
+    lister: &L,
+    listing: &Listing,
+    position: u64,
+) -> Result<Latency, Error> {
+    let limit = listing.limit;
+    let cursor = cursor_at(lister, listing, position)?;
     let progress = stats::spinner(format!(
         "{}: chunk at {position} of {} keys",
-        engine.name(),
-        data.live()
+        lister.name(),
+        listing.live()
     ));
-    let (durations, _) = stats::sample(data.workload.budget, &progress, || {
-        let cursor = cursor.clone().unwrap_or_else(|| engine.first());
-        let chunk = engine.chunk(&cursor, limit)?;
-        data.check_chunk(engine.name(), limit, position, chunk.items, chunk.remaining)?;
+    let (durations, _) = stats::sample(listing.budget, &progress, || {
+        let cursor = cursor.clone().unwrap_or_else(|| lister.first());
+        let chunk = lister.chunk(&cursor, limit)?;
+        listing.check_chunk(lister.name(), limit, position, chunk.items, chunk.remaining)?;
         Ok(1)
     })?;
     progress.finish_and_clear();
@@ -373,12 +406,12 @@ fn count_latency<E: Engine>(
     if engine.count(&engine.first())?.is_none() {
         return Ok(None);
     }
-    let cursor = cursor_at(engine, data, position)?.unwrap_or_else(|| engine.first());
-    let expected = data.live() - position;
+    let cursor = cursor_at(engine, &data.listing(), position)?.unwrap_or_else(|| engine.first());
+    let expected = data.listing().live() - position;
     let progress = stats::spinner(format!(
         "{}: count only at {position} of {} keys",
         engine.name(),
-        data.live()
+        data.listing().live()
     ));
     let (durations, _) = stats::sample(data.workload.budget, &progress, || {
         match engine.count(&cursor)? {
@@ -387,7 +420,7 @@ fn count_latency<E: Engine>(
                 engine: engine.name(),
                 message: format!(
                     "counted {count:?} items from {position} of {} live keys, not {expected}",
-                    data.live()
+                    data.listing().live()
                 ),
             }),
         }
@@ -403,7 +436,7 @@ fn filtered_chunk<E: Engine>(engine: &E, data: &Data) -> Result<FilteredChunk, E
     let progress = stats::spinner(format!(
         "{}: filtered chunk of {} keys",
         engine.name(),
-        data.live()
+        data.listing().live()
     ));
     let mut examined = None;
     let (durations, _) = stats::sample(workload.budget, &progress, || {
@@ -430,48 +463,78 @@ fn filtered_chunk<E: Engine>(engine: &E, data: &Data) -> Result<FilteredChunk, E
 }
 
 /// Lists every live key in chunks of `limit`, over and over until the time budget is spent (at
-/// least once), checking every count on the way.
+/// least once).
 fn paged_list<E: Engine>(engine: &E, data: &Data, limit: usize) -> Result<PagedList, Error> {
-    let live = data.live();
-    let mut durations = Vec::new();
-    let mut listed_total = 0;
-    let started = Instant::now();
-    loop {
-        let progress = stats::bar(
-            live,
-            format!("{}: paged list, limit {limit}", engine.name()),
-        );
-        let mut cursor = engine.first();
-        let mut listed = 0;
-        loop {
-            let began = Instant::now();
-            let chunk = engine.chunk(&cursor, limit)?;
-            durations.push(began.elapsed());
-            data.check_chunk(engine.name(), limit, listed, chunk.items, chunk.remaining)?;
-            listed += chunk.items as u64;
-            progress.inc(chunk.items as u64);
-            match chunk.next {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
-        progress.finish_and_clear();
-        if listed != live {
-            return Err(Error::Wrong {
-                engine: engine.name(),
-                message: format!("a full list returned {listed} of {live} live keys"),
-            });
-        }
-        listed_total += listed;
-        if started.elapsed() >= data.workload.budget.time {
-            break;
-        }
-    }
     Ok(PagedList {
         keys: data.keys,
         limit,
-        throughput: Throughput::of(listed_total, started.elapsed(), durations),
+        throughput: whole_lists(engine, &data.listing(), limit, 1)?,
     })
+}
+
+/// `clients` threads at once each list every live key in chunks of `limit`, over and over
+/// until the time budget is spent (at least once), checking every count on the way: the items
+/// of them all per second, and the latency of each chunk.
+pub(super) fn whole_lists<L: Lister>(
+    lister: &L,
+    listing: &Listing,
+    limit: usize,
+    clients: usize,
+) -> Result<Throughput, Error> {
+    let live = listing.live();
+    let name = lister.name();
+    let progress = stats::bar(0, format!("{name}: {clients} × paged lists, limit {limit}"));
+    let started = Instant::now();
+    let client = || -> Result<(u64, Vec<Duration>), Error> {
+        let mut durations = Vec::new();
+        let mut items = 0;
+        loop {
+            progress.inc_length(live);
+            let mut cursor = lister.first();
+            let mut listed = 0;
+            loop {
+                let began = Instant::now();
+                let chunk = lister.chunk(&cursor, limit)?;
+                durations.push(began.elapsed());
+                listing.check_chunk(name, limit, listed, chunk.items, chunk.remaining)?;
+                listed += chunk.items as u64;
+                progress.inc(chunk.items as u64);
+                match chunk.next {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+            }
+            if listed != live {
+                return Err(Error::Wrong {
+                    engine: name,
+                    message: format!("a full list returned {listed} of {live} live keys"),
+                });
+            }
+            items += listed;
+            if started.elapsed() >= listing.budget.time {
+                return Ok((items, durations));
+            }
+        }
+    };
+    let per_client = thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients.max(1)).map(|_| scope.spawn(client)).collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    })?;
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    let (items, durations): (Vec<u64>, Vec<Vec<Duration>>) = per_client.into_iter().unzip();
+    Ok(Throughput::of(
+        items.iter().sum(),
+        elapsed,
+        durations.into_iter().flatten().collect(),
+    ))
 }
 
 /// The chunk at `position`, quiet, then while another thread makes durable single puts outside
@@ -482,7 +545,7 @@ fn contended_chunk<E: Engine>(
     name: &'static str,
     position: u64,
 ) -> Result<Contended, Error> {
-    let quiet = chunk_latency(engine, data, position)?;
+    let quiet = chunk_latency(engine, &data.listing(), position)?;
     let prefix = format!("{WRITES_PREFIX}beside-{name}/");
     let stop = AtomicBool::new(false);
     let (beside, puts) = thread::scope(|scope| {
@@ -505,7 +568,7 @@ fn contended_chunk<E: Engine>(
                 durations,
             ))
         });
-        let beside = chunk_latency(engine, data, position);
+        let beside = chunk_latency(engine, &data.listing(), position);
         stop.store(true, Ordering::Release);
         let puts = writer
             .join()
@@ -520,7 +583,7 @@ fn contended_chunk<E: Engine>(
                 state = std::hint::black_box(state.wrapping_mul(6_364_136_223_846_793_005) + 1);
             }
         });
-        let beside = chunk_latency(engine, data, position);
+        let beside = chunk_latency(engine, &data.listing(), position);
         spinning.store(false, Ordering::Relaxed);
         beside
     });
@@ -632,8 +695,14 @@ fn compaction<E: Engine>(engine: &E, data: &Data) -> Result<Compaction, Error> {
     let mut rewrite = data.collection.rewrite(data.keys, REWRITE_VERSION);
     rewrite.truncate(usize::try_from(data.workload.overwrite).unwrap_or(usize::MAX));
     let overwrite = rewrite.len() as u64;
-    apply(engine, data, &rewrite, "rewriting")?;
-    let idle = chunk_latency(engine, data, 0)?;
+    apply(
+        engine,
+        data.workload.batch,
+        &rewrite,
+        "rewriting",
+        |change| data.write(change),
+    )?;
+    let idle = chunk_latency(engine, &data.listing(), 0)?;
     let progress = stats::spinner(format!(
         "{}: first chunks while compacting {overwrite} records",
         engine.name()
@@ -654,7 +723,13 @@ fn compaction<E: Engine>(engine: &E, data: &Data) -> Result<Compaction, Error> {
                 let chunk = engine.chunk(&engine.first(), limit)?;
                 durations.push(began.elapsed());
                 progress.inc(1);
-                data.check_chunk(engine.name(), limit, 0, chunk.items, chunk.remaining)?;
+                data.listing().check_chunk(
+                    engine.name(),
+                    limit,
+                    0,
+                    chunk.items,
+                    chunk.remaining,
+                )?;
                 if done.load(Ordering::Acquire) {
                     return Ok(());
                 }
@@ -745,16 +820,25 @@ mod tests {
     fn chunks_are_checked_against_the_live_keys() {
         let workload = workload(0.01);
         let data = data(&workload, Shape::Interleaved, 10_000);
-        let live = data.live();
+        let live = data.listing().live();
         assert!(live < 10_000, "the churn deletes some keys");
-        assert!(data.check_chunk("test", 10, 0, 10, live - 10).is_ok());
-        assert!(data.check_chunk("test", 10, 0, 10, 10_000 - 10).is_err());
-        assert!(data.check_chunk("test", 10, live - 4, 4, 0).is_ok());
-        assert_eq!(data.key_before(0), None);
+        assert!(data
+            .listing()
+            .check_chunk("test", 10, 0, 10, live - 10)
+            .is_ok());
+        assert!(data
+            .listing()
+            .check_chunk("test", 10, 0, 10, 10_000 - 10)
+            .is_err());
+        assert!(data
+            .listing()
+            .check_chunk("test", 10, live - 4, 4, 0)
+            .is_ok());
+        assert_eq!(data.listing().key_before(0), None);
         let keys: Vec<String> = (1..=live)
-            .map(|position| data.key_before(position).expect("a live key"))
+            .map(|position| data.listing().key_before(position).expect("a live key"))
             .collect();
         assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
-        assert_eq!(data.key_before(live + 1), None);
+        assert_eq!(data.listing().key_before(live + 1), None);
     }
 }

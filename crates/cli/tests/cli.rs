@@ -384,3 +384,57 @@ fn serve_answers_on_its_port_and_stops_cleanly_on_sigterm() {
     let status = server.wait().expect("the server exits");
     assert!(status.success(), "serve exited with {status}");
 }
+
+#[test]
+fn the_http_bench_checks_every_chunk_and_reports_each_figure() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out = dir.path().join("report");
+    let output = revkv(
+        &dir.path().join("unused"),
+        &[
+            "bench",
+            "http",
+            "--objects",
+            "1000,2000",
+            "--limit",
+            "50",
+            "--clients",
+            "3",
+            "--samples",
+            "5",
+            "--seconds",
+            "0",
+            "--out",
+            out.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("chunk of 50, 2k objects, last"), "{stdout}");
+    assert!(stdout.contains("3 clients paging, 2k objects"), "{stdout}");
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(out.join("http-report.json")).expect("the report is written"),
+    )
+    .expect("the report is JSON");
+    let engines = report["engines"].as_array().expect("engines");
+    assert_eq!(engines.len(), 1, "no peer was asked for");
+    let sizes = engines[0]["sizes"].as_array().expect("sizes");
+    let objects: Vec<u64> = sizes.iter().filter_map(|s| s["objects"].as_u64()).collect();
+    assert_eq!(objects, [1000, 2000]);
+    for size in sizes {
+        let live = size["live"].as_u64().expect("live");
+        assert!(
+            live < size["objects"].as_u64().expect("objects"),
+            "the churn deletes"
+        );
+        for position in ["first", "middle", "last"] {
+            assert!(size["chunk"][position]["samples"].as_u64() >= Some(5));
+        }
+        // Each of 3 clients lists the whole collection at least once.
+        assert!(size["lists"]["count"].as_u64() >= Some(3 * live), "{size}");
+    }
+}

@@ -16,7 +16,7 @@ mod watch;
 pub use watch::etcd_watch;
 
 use super::prefix_end;
-use crate::engine::{Chunk, Engine, Error};
+use crate::engine::{Chunk, Engine, Error, Lister};
 use crate::workload::{Item, Write, MATCH_MARKER, PREFIX, WRITES_PREFIX};
 
 const NAME: &str = "etcd";
@@ -181,40 +181,11 @@ impl Etcd {
     }
 }
 
-impl Engine for Etcd {
+impl Lister for Etcd {
     type Cursor = Cursor;
 
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn version(&self) -> Option<String> {
-        Some(self.version.clone())
-    }
-
-    /// etcd applies one request at a time through raft, but several streams keep it busy
-    /// while each waits for its round trip and fsync.
-    fn load_streams(&self) -> usize {
-        8
-    }
-
-    fn write(&self, writes: &[Write]) -> Result<(), Error> {
-        let requests: Vec<Value> = writes
-            .iter()
-            .map(|write| match write {
-                Write::Put(item) => json!({"request_put": put_request(item)}),
-                Write::Delete(key) => {
-                    json!({"request_delete_range": {"key": STANDARD.encode(key)}})
-                }
-            })
-            .collect();
-        let _: Value = self.post("/v3/kv/txn", &json!({"success": requests}))?;
-        Ok(())
-    }
-
-    fn put(&self, item: &Item) -> Result<(), Error> {
-        let _: Value = self.post("/v3/kv/put", &put_request(item))?;
-        Ok(())
     }
 
     fn first(&self) -> Cursor {
@@ -235,19 +206,6 @@ impl Engine for Etcd {
         let mut key = after.as_bytes().to_vec();
         key.push(0);
         Ok(Cursor { key, revision })
-    }
-
-    fn count(&self, cursor: &Cursor) -> Result<Option<u64>, Error> {
-        let range: RangeResponse = self.post(
-            "/v3/kv/range",
-            &json!({
-                "key": STANDARD.encode(&cursor.key),
-                "range_end": STANDARD.encode(prefix_end(PREFIX)),
-                "count_only": true,
-                "revision": cursor.revision,
-            }),
-        )?;
-        Ok(Some(u64::try_from(range.count).unwrap_or(0)))
     }
 
     fn chunk(&self, cursor: &Cursor, limit: usize) -> Result<Chunk<Cursor>, Error> {
@@ -290,6 +248,54 @@ impl Engine for Etcd {
                 .saturating_sub(items as u64),
             next,
         })
+    }
+}
+
+impl Engine for Etcd {
+    fn version(&self) -> Option<String> {
+        Some(self.version.clone())
+    }
+
+    fn transport(&self) -> &'static str {
+        "its JSON gateway over HTTP on loopback"
+    }
+
+    /// etcd applies one request at a time through raft, but several streams keep it busy
+    /// while each waits for its round trip and fsync.
+    fn load_streams(&self) -> usize {
+        8
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        let requests: Vec<Value> = writes
+            .iter()
+            .map(|write| match write {
+                Write::Put(item) => json!({"request_put": put_request(item)}),
+                Write::Delete(key) => {
+                    json!({"request_delete_range": {"key": STANDARD.encode(key)}})
+                }
+            })
+            .collect();
+        let _: Value = self.post("/v3/kv/txn", &json!({"success": requests}))?;
+        Ok(())
+    }
+
+    fn put(&self, item: &Item) -> Result<(), Error> {
+        let _: Value = self.post("/v3/kv/put", &put_request(item))?;
+        Ok(())
+    }
+
+    fn count(&self, cursor: &Cursor) -> Result<Option<u64>, Error> {
+        let range: RangeResponse = self.post(
+            "/v3/kv/range",
+            &json!({
+                "key": STANDARD.encode(&cursor.key),
+                "range_end": STANDARD.encode(prefix_end(PREFIX)),
+                "count_only": true,
+                "revision": cursor.revision,
+            }),
+        )?;
+        Ok(Some(u64::try_from(range.count).unwrap_or(0)))
     }
 
     fn compact(&self) -> Result<(), Error> {

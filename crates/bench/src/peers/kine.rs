@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tempfile::TempDir;
 
 use super::prefix_end;
-use crate::engine::{Chunk, Engine, Error};
+use crate::engine::{Chunk, Engine, Error, Lister};
 use crate::workload::{Item, Write, MATCH_MARKER, PREFIX};
 
 const NAME: &str = "sqlite-kine";
@@ -190,26 +190,11 @@ impl Kine {
     }
 }
 
-impl Engine for Kine {
+impl Lister for Kine {
     type Cursor = Cursor;
 
     fn name(&self) -> &'static str {
         NAME
-    }
-
-    fn version(&self) -> Option<String> {
-        Some(format!("SQLite {} with kine's schema", rusqlite::version()))
-    }
-
-    fn write(&self, writes: &[Write]) -> Result<(), Error> {
-        self.append(writes.iter().map(|write| match write {
-            Write::Put(item) => (item.key.as_str(), Some(item)),
-            Write::Delete(key) => (key.as_str(), None),
-        }))
-    }
-
-    fn put(&self, item: &Item) -> Result<(), Error> {
-        self.append([(item.key.as_str(), Some(item))])
     }
 
     fn first(&self) -> Cursor {
@@ -290,6 +275,23 @@ impl Engine for Kine {
             }),
             next,
         })
+    }
+}
+
+impl Engine for Kine {
+    fn version(&self) -> Option<String> {
+        Some(format!("SQLite {} with kine's schema", rusqlite::version()))
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), Error> {
+        self.append(writes.iter().map(|write| match write {
+            Write::Put(item) => (item.key.as_str(), Some(item)),
+            Write::Delete(key) => (key.as_str(), None),
+        }))
+    }
+
+    fn put(&self, item: &Item) -> Result<(), Error> {
+        self.append([(item.key.as_str(), Some(item))])
     }
 
     /// kine's compaction, in batches of [`COMPACT_BATCH`] revisions, each one transaction that

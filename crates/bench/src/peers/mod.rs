@@ -6,11 +6,56 @@ mod kine;
 
 pub use etcd::etcd_watch;
 
-use super::engine::Error;
+use super::engine::{Engine, Error};
 use super::report::EngineReport;
 use super::workload::{self, Workload};
 use super::{BenchArgs, Peer};
 use crate::load::Shape;
+
+/// What runs on a peer, whichever engine it is.
+pub(super) trait Job {
+    type Output;
+
+    fn run<E: Engine>(self, engine: &mut E) -> Result<Self::Output, Error>;
+}
+
+/// Runs `job` on a new, empty `peer`: etcd at `etcd_endpoint` with a connection for each of
+/// `clients`, emptied again afterwards, or a new SQLite database.
+pub(super) fn run_on<J: Job>(
+    peer: Peer,
+    etcd_endpoint: &str,
+    clients: usize,
+    job: J,
+) -> Result<J::Output, Error> {
+    match peer {
+        Peer::Etcd => {
+            let mut etcd = etcd::Etcd::connect(etcd_endpoint, clients)?;
+            let output = job.run(&mut etcd);
+            // Emptied even after a failure, so that the next workload, or the next run, finds
+            // the prefixes empty.
+            let cleared = etcd.clear();
+            let output = output?;
+            cleared?;
+            Ok(output)
+        }
+        Peer::SqliteKine => job.run(&mut kine::Kine::create()?),
+    }
+}
+
+/// Every figure of the workload on a peer.
+struct Figures<'a> {
+    workload: &'a Workload,
+    shape: Shape,
+    max_keys: u64,
+}
+
+impl Job for Figures<'_> {
+    type Output = EngineReport;
+
+    fn run<E: Engine>(self, engine: &mut E) -> Result<EngineReport, Error> {
+        workload::run(engine, self.workload, self.shape, self.max_keys)
+    }
+}
 
 /// Runs the workload with the collection of `shape` on `peer`, up to `--peer-max-keys`.
 pub(super) fn run(
@@ -19,24 +64,12 @@ pub(super) fn run(
     workload: &Workload,
     shape: Shape,
 ) -> Result<EngineReport, Error> {
-    match peer {
-        Peer::Etcd => {
-            let mut etcd = etcd::Etcd::connect(&args.etcd_endpoint, workload.writers)?;
-            let report = workload::run(&mut etcd, workload, shape, args.peer_max_keys);
-            // Emptied even after a failure, so that the next workload, or the next run, finds
-            // the prefixes empty.
-            let cleared = etcd.clear();
-            let report = report?;
-            cleared?;
-            Ok(report)
-        }
-        Peer::SqliteKine => workload::run(
-            &mut kine::Kine::create()?,
-            workload,
-            shape,
-            args.peer_max_keys,
-        ),
-    }
+    let figures = Figures {
+        workload,
+        shape,
+        max_keys: args.peer_max_keys,
+    };
+    run_on(peer, &args.etcd_endpoint, workload.writers, figures)
 }
 
 /// The end of the key range of `prefix`: the prefix with its last byte incremented. The

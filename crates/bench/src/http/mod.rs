@@ -1,0 +1,249 @@
+//! `revkv bench http`: chunks and whole lists over HTTP from `revkv serve`, its real router
+//! running in-process on loopback over a durable store, beside etcd's JSON gateway (the range
+//! requests the apiserver sends for a chunk) and kine's queries on SQLite, all holding the same
+//! ConfigMaps.
+//!
+//! - `objects`: the ConfigMaps, as a client sends them and as each store keeps them;
+//! - `server`: the in-process server, loaded through its create path and churned over HTTP;
+//! - `client`: the Kubernetes client of the chunks;
+//! - `report`: the figures, printed side by side and written as JSON.
+
+mod client;
+mod objects;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::engine::{Error, Lister};
+use super::report::{Machine, Positions};
+use super::stats::Budget;
+use super::workload::{chunk_latency, whole_lists, Listing};
+use super::{usage, Peer};
+use client::KubeClient;
+use objects::Objects;
+use report::{EngineFigures, HttpReport, Settings, SizeFigures};
+use server::Served;
+
+#[derive(Args)]
+pub struct HttpArgs {
+    /// Collection sizes, in objects created (the churn then deletes about 1%); a larger size
+    /// grows the smaller one.
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "10000,1000000"
+    )]
+    objects: Vec<u64>,
+    /// About how many bytes of JSON each stored object holds.
+    #[arg(long, value_name = "BYTES", default_value_t = 500)]
+    object_size: usize,
+    /// The limit of the measured chunks and of the whole lists' pages.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    limit: usize,
+    /// Concurrent clients of the list throughput, each paging whole lists.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    clients: usize,
+    /// Measures the same chunks on a peer too; may be repeated. Needs the `peers` feature.
+    #[arg(long = "peer", value_name = "PEER")]
+    peers: Vec<Peer>,
+    /// The etcd server for `--peer etcd`; `scripts/etcd.sh start` starts one.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2379")]
+    etcd_endpoint: String,
+    /// Peers skip the sizes above this one.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    peer_max_objects: u64,
+    /// Peers' list throughput is measured up to this size only: each of their chunks counts
+    /// the rest of the list, so one whole list costs them O(n²).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    peer_list_max_objects: u64,
+    /// Samples per chunk figure, at most.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    samples: usize,
+    /// Seconds per figure, at most (every chunk figure takes at least 5 samples, every client
+    /// of the throughput one whole list).
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    seconds: f64,
+    /// Where to write http-report.json.
+    #[arg(long, value_name = "DIR", default_value = "revkv-bench")]
+    out: PathBuf,
+}
+
+/// Changes per transaction while loading and churning a peer, and objects per transaction of
+/// the creates that load revkv serve.
+const BATCH: usize = 1000;
+
+impl HttpArgs {
+    /// The settings of the run and its objects, or a usage error for arguments no run can use.
+    fn settings(&self) -> Result<(Settings, Objects), Error> {
+        let mut sizes = self.objects.clone();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let objects = Objects::new(self.object_size)?;
+        let fewest_live = sizes.first().map_or(0, |&smallest| {
+            objects.collection.live_in_key_order(smallest).len()
+        });
+        if self.limit == 0 || fewest_live < 2 * self.limit {
+            usage("the smallest size in --objects must leave at least two chunks of --limit (a positive one) after the churn");
+        }
+        let Ok(time) = Duration::try_from_secs_f64(self.seconds) else {
+            usage("--seconds must be a number of seconds a duration can hold");
+        };
+        #[cfg(not(feature = "peers"))]
+        if !self.peers.is_empty() {
+            usage("--peer needs a revkv built with the `peers` feature (cargo build --release -p revkv-cli --features peers)");
+        }
+        let settings = Settings {
+            sizes,
+            object_size: self.object_size,
+            payload_size: objects.collection.value_size,
+            limit: self.limit,
+            clients: self.clients.max(1),
+            peer_max_objects: self.peer_max_objects,
+            peer_list_max_objects: self.peer_list_max_objects,
+            budget: Budget {
+                samples: self.samples,
+                time,
+            },
+        };
+        Ok((settings, objects))
+    }
+}
+
+/// Measures revkv serve, then each peer, and reports.
+pub(super) fn run(args: HttpArgs) -> Result<(), Error> {
+    let (settings, objects) = args.settings()?;
+    let machine = Machine::detect();
+    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
+    let mut engines = vec![measure_served(&settings, &objects)?];
+    #[cfg(feature = "peers")]
+    for &peer in &args.peers {
+        let job = PeerFigures {
+            settings: &settings,
+            objects: &objects,
+        };
+        engines.push(super::peers::run_on(
+            peer,
+            &args.etcd_endpoint,
+            settings.clients,
+            job,
+        )?);
+    }
+    let report = HttpReport {
+        machine,
+        settings,
+        engines,
+    };
+    print!("{}", report.table());
+    let path = report.write(&args.out).map_err(|cause| {
+        Error::failed("revkv bench http", format!("writing the report: {cause}"))
+    })?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// The figures of one size on any engine: chunks at the first, middle and last position, and,
+/// when `lists`, whole lists from the settings' clients at once.
+fn size_figures<L: Lister>(
+    lister: &L,
+    settings: &Settings,
+    objects: &Objects,
+    size: u64,
+    lists: bool,
+) -> Result<SizeFigures, Error> {
+    let live = objects.collection.live_in_key_order(size);
+    let listing = Listing {
+        limit: settings.limit,
+        budget: settings.budget,
+        live: &live,
+    };
+    let count = listing.live();
+    let limit = settings.limit as u64;
+    let [first, middle, last] =
+        [0, count / 2, count - limit].map(|position| chunk_latency(lister, &listing, position));
+    let lists = match lists {
+        true => Some(whole_lists(
+            lister,
+            &listing,
+            settings.limit,
+            settings.clients,
+        )?),
+        false => None,
+    };
+    Ok(SizeFigures {
+        objects: size,
+        live: count,
+        chunk: Positions {
+            first: first?,
+            middle: middle?,
+            last: last?,
+        },
+        lists,
+    })
+}
+
+fn measure_served(settings: &Settings, objects: &Objects) -> Result<EngineFigures, Error> {
+    let served = Served::start(settings.clients)?;
+    let client = KubeClient::new(served.address, settings.clients);
+    let mut loaded = 0;
+    let mut sizes = Vec::new();
+    for &size in &settings.sizes {
+        served.grow(&client, objects, loaded, size)?;
+        loaded = size;
+        sizes.push(size_figures(&client, settings, objects, size, true)?);
+    }
+    Ok(EngineFigures {
+        engine: client::NAME,
+        version: None,
+        transport: "HTTP on loopback, server in-process",
+        sizes,
+    })
+}
+
+/// The same collection and figures on a peer, up to its size limits.
+#[cfg(feature = "peers")]
+struct PeerFigures<'a> {
+    settings: &'a Settings,
+    objects: &'a Objects,
+}
+
+#[cfg(feature = "peers")]
+impl super::peers::Job for PeerFigures<'_> {
+    type Output = EngineFigures;
+
+    fn run<E: super::engine::Engine>(self, engine: &mut E) -> Result<EngineFigures, Error> {
+        let settings = self.settings;
+        let mut loaded = 0;
+        let mut sizes = Vec::new();
+        for &size in settings
+            .sizes
+            .iter()
+            .filter(|&&size| size <= settings.peer_max_objects)
+        {
+            for (changes, verb) in self
+                .objects
+                .collection
+                .growth(loaded, size)
+                .iter()
+                .zip(["loading", "churning"])
+            {
+                super::workload::apply(&*engine, BATCH, changes, verb, |change| {
+                    self.objects.peer_write(change)
+                })?;
+            }
+            loaded = size;
+            let lists = size <= settings.peer_list_max_objects;
+            sizes.push(size_figures(&*engine, settings, self.objects, size, lists)?);
+        }
+        Ok(EngineFigures {
+            engine: engine.name(),
+            version: engine.version(),
+            transport: engine.transport(),
+            sizes,
+        })
+    }
+}
