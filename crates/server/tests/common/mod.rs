@@ -169,6 +169,32 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    let mut reader = send(addr, method, path, headers, body);
+    let (status, headers) = read_head(&mut reader);
+    let chunked = is_chunked(&headers);
+    let mut body = Vec::new();
+    if chunked {
+        while let Some(chunk) = read_chunk(&mut reader) {
+            body.extend_from_slice(&chunk);
+        }
+    } else {
+        reader.read_to_end(&mut body).expect("body");
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Sends one request on a fresh connection, which the server closes after answering.
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> BufReader<TcpStream> {
     let mut stream = TcpStream::connect(addr).expect("connect");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -181,7 +207,11 @@ pub fn request(
     stream.write_all(head.as_bytes()).expect("send head");
     // A server may answer (413) before the whole body is sent, and close.
     let _ = stream.write_all(body);
-    let mut reader = BufReader::new(stream);
+    BufReader::new(stream)
+}
+
+/// The status and the headers (names in lower case) of a response.
+fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
     let mut status_line = String::new();
     reader.read_line(&mut status_line).expect("status line");
     let status = status_line
@@ -201,28 +231,62 @@ pub fn request(
             headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
         }
     }
-    let chunked = headers
+    (status, headers)
+}
+
+fn is_chunked(headers: &[(String, String)]) -> bool {
+    headers
         .iter()
-        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"));
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).expect("chunk size");
-            let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).expect("chunk");
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
+        .any(|(name, value)| name == "transfer-encoding" && value.contains("chunked"))
+}
+
+/// The next chunk of a chunked body; `None` after the last.
+fn read_chunk(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
+    let mut size = String::new();
+    reader.read_line(&mut size).expect("chunk size");
+    let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+    let mut chunk = vec![0; size + 2];
+    reader.read_exact(&mut chunk).expect("chunk");
+    chunk.truncate(size);
+    (size > 0).then_some(chunk)
+}
+
+/// How long a watch may stay silent before its reader gives up.
+const WATCH_SILENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A watch's event stream, read as it arrives: one JSON event per line.
+pub struct Watch {
+    reader: BufReader<TcpStream>,
+    /// Bytes of a line whose end has not arrived yet.
+    pending: Vec<u8>,
+}
+
+impl Watch {
+    /// Opens a watch at `path`; panics unless the server accepts it.
+    pub fn open(addr: SocketAddr, path: &str) -> Watch {
+        let mut reader = send(addr, "GET", path, &[], b"");
+        // An event that never comes fails the test instead of hanging it.
+        reader
+            .get_ref()
+            .set_read_timeout(Some(WATCH_SILENCE))
+            .expect("a read timeout");
+        let (status, headers) = read_head(&mut reader);
+        assert_eq!(status, 200, "watch {path}");
+        assert!(is_chunked(&headers), "a watch streams chunks");
+        Watch {
+            reader,
+            pending: Vec::new(),
         }
-    } else {
-        reader.read_to_end(&mut body).expect("body");
     }
-    Response {
-        status,
-        headers,
-        body,
+
+    /// The next event; `None` when the stream ends.
+    pub fn next_event(&mut self) -> Option<serde_json::Value> {
+        loop {
+            if let Some(end) = self.pending.iter().position(|&byte| byte == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return Some(serde_json::from_slice(&line).expect("an event is JSON"));
+            }
+            self.pending.extend(read_chunk(&mut self.reader)?);
+        }
     }
 }
