@@ -183,6 +183,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A response written in more than one segment would otherwise wait, after its first,
+        // for the client's delayed acknowledgement (Nagle's algorithm): tens of milliseconds.
+        if let Err(error) = stream.set_nodelay(true) {
+            eprintln!("{peer} cannot disable Nagle's algorithm: {error}");
+        }
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             eprintln!(
                 "{peer} refused: {} connections open",

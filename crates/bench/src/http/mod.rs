@@ -57,9 +57,13 @@ pub struct HttpArgs {
     /// Peers skip the sizes above this one.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     peer_max_objects: u64,
-    /// Peers' list throughput is measured up to this size only: each of their chunks counts
-    /// the rest of the list, so one whole list costs them O(n²).
+    /// Whole lists are measured up to this size only: every client lists every object at
+    /// least once, 64M items at 1M objects and 64 clients.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
+    list_max_objects: u64,
+    /// Peers' whole lists are measured up to this size only: each of their chunks counts the
+    /// rest of the list, so one whole list costs them O(n²).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     peer_list_max_objects: u64,
     /// Samples per chunk figure, at most.
     #[arg(long, value_name = "N", default_value_t = 2000)]
@@ -104,7 +108,8 @@ impl HttpArgs {
             limit: self.limit,
             clients: self.clients.max(1),
             peer_max_objects: self.peer_max_objects,
-            peer_list_max_objects: self.peer_list_max_objects,
+            list_max_objects: self.list_max_objects,
+            peer_list_max_objects: self.peer_list_max_objects.min(self.list_max_objects),
             budget: Budget {
                 samples: self.samples,
                 time,
@@ -194,7 +199,8 @@ fn measure_served(settings: &Settings, objects: &Objects) -> Result<EngineFigure
     for &size in &settings.sizes {
         served.grow(&client, objects, loaded, size)?;
         loaded = size;
-        sizes.push(size_figures(&client, settings, objects, size, true)?);
+        let lists = size <= settings.list_max_objects;
+        sizes.push(size_figures(&client, settings, objects, size, lists)?);
     }
     Ok(EngineFigures {
         engine: client::NAME,

@@ -23,6 +23,7 @@ pub(super) struct Settings {
     pub(super) limit: usize,
     pub(super) clients: usize,
     pub(super) peer_max_objects: u64,
+    pub(super) list_max_objects: u64,
     pub(super) peer_list_max_objects: u64,
     pub(super) budget: Budget,
 }
