@@ -17,6 +17,7 @@ mod embedded;
 mod engine;
 mod http;
 pub mod load;
+mod parallel;
 #[cfg(feature = "peers")]
 mod peers;
 pub mod percentile;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::engine::{Engine, Error, Lister};
+use super::parallel::on_threads;
 use super::report::{
     Compaction, Contended, DepthPoint, EngineReport, FilteredChunk, PagedList, Positions,
     SizeFigures, Writes,
@@ -343,15 +344,7 @@ pub(super) fn apply<E: Engine>(
             progress.inc(taken.len() as u64);
         }
     };
-    let streams = engine.load_streams().max(1);
-    thread::scope(|scope| {
-        let handles: Vec<_> = (0..streams).map(|_| scope.spawn(stream)).collect();
-        handles.into_iter().try_for_each(|handle| {
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    })?;
+    on_threads(engine.load_streams(), |_| stream())?;
     progress.finish_and_clear();
     Ok(())
 }
@@ -516,17 +509,7 @@ pub(super) fn whole_lists<L: Lister>(
             }
         }
     };
-    let per_client = thread::scope(|scope| {
-        let handles: Vec<_> = (0..clients.max(1)).map(|_| scope.spawn(client)).collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect::<Result<Vec<_>, Error>>()
-    })?;
+    let per_client = on_threads(clients, |_| client())?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
     let (items, durations): (Vec<u64>, Vec<Vec<Duration>>) = per_client.into_iter().unzip();
@@ -667,19 +650,7 @@ fn concurrent_puts<E: Engine>(engine: &E, workload: &Workload) -> Result<Through
         }
         Ok(durations)
     };
-    let per_writer = thread::scope(|scope| {
-        let handles: Vec<_> = (0..workload.writers.max(1))
-            .map(|number| scope.spawn(move || writer(number)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect::<Result<Vec<_>, Error>>()
-    })?;
+    let per_writer = on_threads(workload.writers, writer)?;
     let elapsed = started.elapsed();
     progress.finish_and_clear();
     let durations: Vec<Duration> = per_writer.into_iter().flatten().collect();

@@ -36,6 +36,22 @@ fn resident_kib() -> u64 {
 /// Held by each test while it runs: both weigh the one process's memory.
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Takes the process for the calling test alone, and starts a server that `clients` may
+/// connect to at once.
+fn start_alone(clients: usize) -> (std::sync::MutexGuard<'static, ()>, Server) {
+    let alone = ALONE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let server = Server::start(Config {
+        limits: Limits {
+            max_connections: clients + 64,
+            ..Limits::default()
+        },
+        ..Config::default()
+    });
+    (alone, server)
+}
+
 /// A count from the environment variable `name`, or `default`.
 fn count_from_env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -110,17 +126,8 @@ fn page_through(server: &Server) -> (BTreeMap<String, String>, String) {
 
 #[test]
 fn concurrent_paging_clients_each_get_an_exact_snapshot() {
-    let _alone = ALONE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let clients = count_from_env("REVKV_LOAD_CLIENTS", 50);
-    let server = Server::start(Config {
-        limits: Limits {
-            max_connections: clients + 64,
-            ..Limits::default()
-        },
-        ..Config::default()
-    });
+    let (_alone, server) = start_alone(clients);
     for i in 0..OBJECTS {
         create(&server, &format!("cm-{i:05}"));
     }
@@ -295,17 +302,8 @@ fn write_watched_changes(server: &Server) -> Vec<Event> {
 
 #[test]
 fn concurrent_watchers_each_get_exactly_their_changes_in_order() {
-    let _alone = ALONE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let watchers = count_from_env("REVKV_LOAD_WATCHERS", 50);
-    let server = Server::start(Config {
-        limits: Limits {
-            max_connections: watchers + 64,
-            ..Limits::default()
-        },
-        ..Config::default()
-    });
+    let (_alone, server) = start_alone(watchers);
     for index in 0..WATCHED_NAMESPACES {
         create_in(&server, &format!("watched-{index}"), "first");
     }

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 
 use revkv::{Db, Retention};
 use revkv_server::{Backend, Config, Limits};
@@ -18,6 +17,7 @@ use super::objects::Objects;
 use super::BATCH;
 use crate::engine::Error;
 use crate::load::Change;
+use crate::parallel::on_threads;
 use crate::stats;
 
 /// Concurrent clients of the churn's PUTs and DELETEs.
@@ -184,14 +184,7 @@ impl Served {
             }
             Ok(())
         };
-        thread::scope(|scope| {
-            let handles: Vec<_> = (0..CHURN_CLIENTS).map(|_| scope.spawn(churner)).collect();
-            handles.into_iter().try_for_each(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        })?;
+        on_threads(CHURN_CLIENTS, |_| churner())?;
         progress.finish_and_clear();
         Ok(())
     }
