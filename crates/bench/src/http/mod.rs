@@ -125,18 +125,22 @@ pub(super) fn run(args: HttpArgs) -> Result<(), Error> {
     let machine = Machine::detect();
     #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
     let mut engines = vec![measure_served(&settings, &objects)?];
+    // A peer that fails ends the run, but what was measured before it is still reported.
+    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
+    let mut failure = None;
     #[cfg(feature = "peers")]
     for &peer in &args.peers {
         let job = PeerFigures {
             settings: &settings,
             objects: &objects,
         };
-        engines.push(super::peers::run_on(
-            peer,
-            &args.etcd_endpoint,
-            settings.clients,
-            job,
-        )?);
+        match super::peers::run_on(peer, &args.etcd_endpoint, settings.clients, job) {
+            Ok(figures) => engines.push(figures),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
     }
     let report = HttpReport {
         machine,
@@ -148,7 +152,7 @@ pub(super) fn run(args: HttpArgs) -> Result<(), Error> {
         Error::failed("revkv bench http", format!("writing the report: {cause}"))
     })?;
     println!("wrote {}", path.display());
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// The figures of one size on any engine: chunks at the first, middle and last position, and,

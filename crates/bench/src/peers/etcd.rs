@@ -24,6 +24,10 @@ const NAME: &str = "etcd";
 /// The largest response read: a chunk of 10,000 items of 256-byte values is about 5 MB of JSON.
 const MAX_RESPONSE_BYTES: u64 = 1 << 30;
 
+/// How often a request is sent while the gateway answers 503, and the pause between.
+const UNAVAILABLE_ATTEMPTS: u32 = 5;
+const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(200);
+
 pub(super) struct Etcd {
     agent: ureq::Agent,
     endpoint: String,
@@ -149,12 +153,21 @@ impl Etcd {
             .map_err(|error| Error::failed(NAME, format!("unexpected answer: {error}")))
     }
 
+    /// Posts `body`, again after a 503: the gateway answers so when its own connection to etcd
+    /// is briefly unavailable, as on a busy machine. Every request here may be repeated without
+    /// changing its outcome (puts of the same values, deletes, reads).
     fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, Error> {
-        self.read(
-            self.agent
-                .post(format!("{}{path}", self.endpoint))
-                .send_json(body),
-        )
+        let url = format!("{}{path}", self.endpoint);
+        let mut attempts = 1;
+        loop {
+            match self.agent.post(&url).send_json(body) {
+                Err(ureq::Error::StatusCode(503)) if attempts < UNAVAILABLE_ATTEMPTS => {
+                    attempts += 1;
+                    std::thread::sleep(UNAVAILABLE_PAUSE);
+                }
+                response => return self.read(response),
+            }
+        }
     }
 
     /// Deletes everything under the workload's prefixes and compacts it away, so that etcd is
