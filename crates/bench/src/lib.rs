@@ -7,7 +7,7 @@
 //!   [`load`] generates (the same one the criterion benches load);
 //! - `embedded` (revkv) and `peers`: the engines;
 //! - `stats`: sampling and percentiles; `report`: the table, the JSON and the plots; `svg`: the
-//!   plotting;
+//!   plotting; `parallel`: concurrent clients' threads;
 //! - `watch`: the rows of the watch bench (`benches/watch.rs`), with etcd's watch behind
 //!   `peers`;
 //! - `http` (`revkv bench http`): chunks and whole lists over HTTP from `revkv serve`, beside
@@ -97,18 +97,10 @@ pub struct BenchArgs {
     /// Cursor depths sampled, evenly spaced from the first chunk to the last.
     #[arg(long, value_name = "N", default_value_t = 11)]
     depths: usize,
-    /// Samples per figure, at most.
-    #[arg(long, value_name = "N", default_value_t = 2000)]
-    samples: usize,
-    /// Seconds per figure, at most (every figure takes at least 5 samples).
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
-    seconds: f64,
-    /// Runs the same workload on a peer too; may be repeated. Needs the `peers` feature.
-    #[arg(long = "peer", value_name = "PEER")]
-    peers: Vec<Peer>,
-    /// The etcd server for `--peer etcd`; `scripts/etcd.sh start` starts one.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2379")]
-    etcd_endpoint: String,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    #[command(flatten)]
+    peer: PeerArgs,
     /// Peers skip the collection sizes above this one: loading and counting are slow there.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     peer_max_keys: u64,
@@ -155,6 +147,52 @@ Workloads:
   items after it; a full list must return every live key. etcd and SQLite get the same
   changes in the same order, in transactions of --batch changes.";
 
+/// How long each figure samples, in `revkv bench` and `revkv bench http` alike.
+#[derive(Args)]
+struct SamplingArgs {
+    /// Samples per figure, at most.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    samples: usize,
+    /// Seconds per figure, at most (every figure takes at least 5 samples, and every client of
+    /// a whole-list figure one whole list).
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    seconds: f64,
+}
+
+impl SamplingArgs {
+    /// The budget, or a usage error for a time no duration holds.
+    fn budget(&self) -> Budget {
+        let Ok(time) = Duration::try_from_secs_f64(self.seconds) else {
+            usage("--seconds must be a number of seconds a duration can hold");
+        };
+        Budget {
+            samples: self.samples,
+            time,
+        }
+    }
+}
+
+/// The peers measured beside revkv, by `revkv bench` and `revkv bench http` alike.
+#[derive(Args)]
+struct PeerArgs {
+    /// Measures the same on a peer too; may be repeated. Needs the `peers` feature.
+    #[arg(long = "peer", value_name = "PEER")]
+    peers: Vec<Peer>,
+    /// The etcd server for `--peer etcd`; `scripts/etcd.sh start` starts one.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2379")]
+    etcd_endpoint: String,
+}
+
+impl PeerArgs {
+    /// Exits with a usage error when peers are asked for from a build without them.
+    fn check(&self) {
+        #[cfg(not(feature = "peers"))]
+        if !self.peers.is_empty() {
+            usage("--peer needs a revkv built with the `peers` feature (cargo build --release -p revkv-cli --features peers)");
+        }
+    }
+}
+
 /// What revkv is compared with.
 #[derive(Clone, Copy, ValueEnum)]
 enum Peer {
@@ -186,9 +224,6 @@ impl BenchArgs {
         if self.batch > revkv::MAX_TXN_OPS {
             usage(&format!("--batch is at most {}", revkv::MAX_TXN_OPS));
         }
-        let Ok(time) = Duration::try_from_secs_f64(self.seconds) else {
-            usage("--seconds must be a number of seconds a duration can hold");
-        };
         let cache_bytes = self.cache_mib.map(|mib| {
             mib.checked_mul(1 << 20)
                 .unwrap_or_else(|| usage("--cache-mib is too large"))
@@ -227,10 +262,7 @@ impl BenchArgs {
             batch: self.batch,
             depths: self.depths,
             cache_bytes,
-            budget: Budget {
-                samples: self.samples,
-                time,
-            },
+            budget: self.sampling.budget(),
         }
     }
 }
@@ -249,10 +281,7 @@ pub fn run(args: BenchArgs) -> Result<(), Error> {
         return embedded::weigh_open(dir, args.weigh_part);
     }
     let workload = args.workload();
-    #[cfg(not(feature = "peers"))]
-    if !args.peers.is_empty() {
-        usage("--peer needs a revkv built with the `peers` feature (cargo build --release -p revkv-cli --features peers)");
-    }
+    args.peer.check();
     let machine = Machine::detect();
     let mut runs = Vec::new();
     for &shape in &workload.shapes {
@@ -263,7 +292,7 @@ pub fn run(args: BenchArgs) -> Result<(), Error> {
             engines.push(workload::run(&mut store, &workload, shape, u64::MAX)?);
         }
         #[cfg(feature = "peers")]
-        for &peer in &args.peers {
+        for &peer in &args.peer.peers {
             engines.push(peers::run(peer, &args, &workload, shape)?);
         }
         runs.push(Run {

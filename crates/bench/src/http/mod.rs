@@ -14,15 +14,13 @@ mod report;
 mod server;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::engine::{Error, Lister};
 use super::report::{Machine, Positions};
-use super::stats::Budget;
 use super::workload::{chunk_latency, whole_lists, Listing};
-use super::{usage, Peer};
+use super::{usage, PeerArgs, SamplingArgs};
 use client::KubeClient;
 use objects::Objects;
 use report::{EngineFigures, HttpReport, Settings, SizeFigures};
@@ -48,12 +46,8 @@ pub struct HttpArgs {
     /// Concurrent clients of the list throughput, each paging whole lists.
     #[arg(long, value_name = "N", default_value_t = 64)]
     clients: usize,
-    /// Measures the same chunks on a peer too; may be repeated. Needs the `peers` feature.
-    #[arg(long = "peer", value_name = "PEER")]
-    peers: Vec<Peer>,
-    /// The etcd server for `--peer etcd`; `scripts/etcd.sh start` starts one.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:2379")]
-    etcd_endpoint: String,
+    #[command(flatten)]
+    peer: PeerArgs,
     /// Peers skip the sizes above this one.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     peer_max_objects: u64,
@@ -65,13 +59,8 @@ pub struct HttpArgs {
     /// rest of the list, so one whole list costs them O(n²).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     peer_list_max_objects: u64,
-    /// Samples per chunk figure, at most.
-    #[arg(long, value_name = "N", default_value_t = 2000)]
-    samples: usize,
-    /// Seconds per figure, at most (every chunk figure takes at least 5 samples, every client
-    /// of the throughput one whole list).
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
-    seconds: f64,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Where to write http-report.json.
     #[arg(long, value_name = "DIR", default_value = "revkv-bench")]
     out: PathBuf,
@@ -94,13 +83,6 @@ impl HttpArgs {
         if self.limit == 0 || fewest_live < 2 * self.limit {
             usage("the smallest size in --objects must leave at least two chunks of --limit (a positive one) after the churn");
         }
-        let Ok(time) = Duration::try_from_secs_f64(self.seconds) else {
-            usage("--seconds must be a number of seconds a duration can hold");
-        };
-        #[cfg(not(feature = "peers"))]
-        if !self.peers.is_empty() {
-            usage("--peer needs a revkv built with the `peers` feature (cargo build --release -p revkv-cli --features peers)");
-        }
         let settings = Settings {
             sizes,
             object_size: self.object_size,
@@ -110,10 +92,7 @@ impl HttpArgs {
             peer_max_objects: self.peer_max_objects,
             list_max_objects: self.list_max_objects,
             peer_list_max_objects: self.peer_list_max_objects.min(self.list_max_objects),
-            budget: Budget {
-                samples: self.samples,
-                time,
-            },
+            budget: self.sampling.budget(),
         };
         Ok((settings, objects))
     }
@@ -121,6 +100,7 @@ impl HttpArgs {
 
 /// Measures revkv serve, then each peer, and reports.
 pub(super) fn run(args: HttpArgs) -> Result<(), Error> {
+    args.peer.check();
     let (settings, objects) = args.settings()?;
     let machine = Machine::detect();
     #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
@@ -129,12 +109,12 @@ pub(super) fn run(args: HttpArgs) -> Result<(), Error> {
     #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
     let mut failure = None;
     #[cfg(feature = "peers")]
-    for &peer in &args.peers {
+    for &peer in &args.peer.peers {
         let job = PeerFigures {
             settings: &settings,
             objects: &objects,
         };
-        match super::peers::run_on(peer, &args.etcd_endpoint, settings.clients, job) {
+        match super::peers::run_on(peer, &args.peer.etcd_endpoint, settings.clients, job) {
             Ok(figures) => engines.push(figures),
             Err(error) => {
                 failure = Some(error);

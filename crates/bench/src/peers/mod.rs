@@ -69,7 +69,7 @@ pub(super) fn run(
         shape,
         max_keys: args.peer_max_keys,
     };
-    run_on(peer, &args.etcd_endpoint, workload.writers, figures)
+    run_on(peer, &args.peer.etcd_endpoint, workload.writers, figures)
 }
 
 /// The end of the key range of `prefix`: the prefix with its last byte incremented. The
