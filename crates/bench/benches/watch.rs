@@ -5,7 +5,7 @@
 //! prefixes (each watches its own `w/NNNN/`, and every write goes to one of them) and on one
 //! overlapping prefix (every watcher watches every write), `REVKV_WATCH_WRITERS` threads (1 by
 //! default) make durable puts for `REVKV_WATCH_SECS` seconds (3), while one thread per 100
-//! watchers (at least one) drains them, woken by the watches' wakers. It prints p50/p99 of the time from a put's return to
+//! watchers (at least one, at most one per core) drains them, woken by the watches' wakers. It prints p50/p99 of the time from a put's return to
 //! its delivery (to every watcher; with more than 100 watchers, a sample of every
 //! (watchers / 100)th event a drainer receives), the events delivered per second, and puts per second against the same run with
 //! no watcher measured just before. A delivery that beats the put's own return counts as 0.
@@ -29,8 +29,16 @@ use common::size_from_env;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Watchers one draining thread serves.
+/// Watchers one draining thread serves, at most.
 const PER_DRAINER: usize = 100;
+
+/// How many threads drain `watchers`: one per 100 watchers, but no more than the machine has
+/// cores, as an async runtime's worker threads would serve them all. More threads than cores
+/// would only time-slice, and a watcher's delivery would wait for its thread's turn.
+fn drainers(watchers: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    watchers.div_ceil(PER_DRAINER).clamp(1, cores)
+}
 
 #[derive(Clone, Copy)]
 enum Layout {
@@ -61,8 +69,9 @@ fn run(db: &Db, watchers: usize, layout: Layout, writers: u64, duration: Duratio
     let latencies = Mutex::new(Vec::new());
     let delivered = AtomicU64::new(0);
     let sample_every = (watchers / PER_DRAINER).max(1);
+    let per_drainer = watchers.div_ceil(drainers(watchers)).max(1);
     let elapsed = std::thread::scope(|scope| {
-        for group in watches.chunks_mut(PER_DRAINER) {
+        for group in watches.chunks_mut(per_drainer) {
             let (done, returned, latencies, delivered) = (&done, &returned, &latencies, &delivered);
             scope.spawn(move || {
                 // Woken as an async server's tasks are: by the watches' wakers.
