@@ -11,6 +11,7 @@ mod openapi;
 mod patch;
 mod protobuf;
 mod representation;
+mod splice;
 mod status;
 mod watch;
 
@@ -35,6 +36,7 @@ use kinds::Kinds;
 use list::ListParams;
 use object::Target;
 use representation::Representation;
+use splice::JsonBody;
 
 /// What every Kubernetes handler shares.
 pub struct Kube<B> {
@@ -284,10 +286,17 @@ async fn dispatch<B: Backend>(
                 name,
             };
             match method {
-                Method::GET => Ok(json(
-                    StatusCode::OK,
-                    single(object::get(kube, &target).await?),
-                )),
+                Method::GET => {
+                    let entry = object::get(kube, &target).await?;
+                    Ok(match representation {
+                        Representation::Json => {
+                            JsonBody(splice::object(&entry, entry.mod_revision)?).into_response()
+                        }
+                        Representation::Table(_) => {
+                            json(StatusCode::OK, single(object::stored_object(&entry)?))
+                        }
+                    })
+                }
                 Method::PUT => {
                     let body = body::object(kube, &request.headers, request.body).await?;
                     let mode = dry_run::from_query(&request.uri, "UpdateOptions")?;
@@ -312,10 +321,7 @@ async fn dispatch<B: Backend>(
                         Some(options) => dry_run::from_delete_options(&options)?,
                         None => dry_run::from_query(&request.uri, "DeleteOptions")?,
                     };
-                    Ok(json(
-                        StatusCode::OK,
-                        object::delete(kube, &target, mode).await?,
-                    ))
+                    Ok(JsonBody(object::delete(kube, &target, mode).await?).into_response())
                 }
                 other => Err(ApiError::method_not_allowed(format!(
                     "{other} is not supported on an object"

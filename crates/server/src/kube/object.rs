@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::dry_run::Mode;
 use super::kinds::Kind;
+use super::splice;
 use super::status::ApiError;
 use super::Kube;
 use crate::backend::{Backend, Condition, Write};
@@ -35,19 +36,11 @@ impl Target<'_> {
     }
 }
 
-/// The object a stored entry holds, with its `resourceVersion`: the entry's mod revision.
+/// The object a stored entry holds, with its `resourceVersion` (the entry's mod revision), for
+/// what works on it as a value: an update, a Table.
 pub fn stored_object(entry: &Entry) -> Result<Value, ApiError> {
-    with_revision(entry, entry.mod_revision)
-}
-
-/// The object a stored entry holds, with `resourceVersion` set to `revision`.
-pub fn with_revision(entry: &Entry, revision: Revision) -> Result<Value, ApiError> {
-    let mut object: Value = serde_json::from_slice(&entry.value)
-        .map_err(|error| ApiError::internal(format!("a stored object does not decode: {error}")))?;
-    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        metadata.insert("resourceVersion".into(), revision.to_string().into());
-    }
-    Ok(object)
+    serde_json::from_slice(&splice::object(entry, entry.mod_revision)?)
+        .map_err(|error| ApiError::internal(format!("a stored object does not decode: {error}")))
 }
 
 /// Names as the apiserver accepts them for most kinds: a DNS subdomain (a DNS label for
@@ -71,11 +64,12 @@ pub fn check_name(name: &str, max: usize) -> Result<(), ApiError> {
     }
 }
 
-pub async fn get<B: Backend>(kube: &Kube<B>, target: &Target<'_>) -> Result<Value, ApiError> {
-    match kube.backend.get(target.key(), None).await? {
-        Some(entry) => stored_object(&entry),
-        None => Err(target.not_found()),
-    }
+/// The stored entry of an object; [`splice::object`] writes it out.
+pub async fn get<B: Backend>(kube: &Kube<B>, target: &Target<'_>) -> Result<Entry, ApiError> {
+    kube.backend
+        .get(target.key(), None)
+        .await?
+        .ok_or_else(|| target.not_found())
 }
 
 /// Checks a request body against the URL and the kind, and returns it as a JSON object.
@@ -383,13 +377,13 @@ fn precondition(meta: &Map<String, Value>) -> Result<Option<Revision>, ApiError>
     }
 }
 
-/// Deletes an object and returns its last state, at the revision of the delete (at its own
-/// for a dry run).
+/// Deletes an object and returns its last state as JSON, at the revision of the delete (at its
+/// own for a dry run).
 pub async fn delete<B: Backend>(
     kube: &Kube<B>,
     target: &Target<'_>,
     mode: Mode,
-) -> Result<Value, ApiError> {
+) -> Result<Vec<u8>, ApiError> {
     let key = target.key();
     for _ in 0..RETRIES {
         let Some(stored) = kube.backend.get(key.clone(), None).await? else {
@@ -398,8 +392,8 @@ pub async fn delete<B: Backend>(
         let condition = Condition::ModRevision(key.clone(), stored.mod_revision);
         let delete = Write::Delete(key.clone());
         match commit(kube, mode, condition, delete).await? {
-            Outcome::Committed(revision) => return with_revision(&stored, revision),
-            Outcome::WouldCommit => return stored_object(&stored),
+            Outcome::Committed(revision) => return splice::object(&stored, revision),
+            Outcome::WouldCommit => return splice::object(&stored, stored.mod_revision),
             Outcome::Failed => {}
         }
     }

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::kinds::Kind;
 use super::list::{flag, parse_revision, selectors, ListParams};
-use super::object::{stored_object, with_revision};
+use super::splice;
 use super::status::ApiError;
 use super::Kube;
 use crate::backend::{Backend, ListRequest, StoreError, WatchRequest};
@@ -44,6 +44,18 @@ fn line(kind: &str, object: &Value) -> Bytes {
     let mut text = json!({ "type": kind, "object": object }).to_string();
     text.push('\n');
     Bytes::from(text)
+}
+
+/// An event of the object `entry` holds at `revision`: the line [`line`] writes for it, with
+/// the object spliced from its stored bytes.
+fn object_line(kind: &str, entry: &Entry, revision: Revision) -> Result<Bytes, ApiError> {
+    let mut text = Vec::with_capacity(entry.value.len() + 64);
+    text.extend_from_slice(b"{\"object\":");
+    splice::write(&mut text, entry, revision)?;
+    text.extend_from_slice(b",\"type\":");
+    splice::encode(&mut text, kind)?;
+    text.extend_from_slice(b"}\n");
+    Ok(Bytes::from(text))
 }
 
 fn bookmark(kind: &Kind, revision: Revision, initial_events_end: bool) -> Bytes {
@@ -134,7 +146,7 @@ pub async fn watch<B: Backend>(
         loop {
             let page = kube.backend.list(request.clone()).await?;
             for entry in &page.items {
-                initial.push(stored_object(entry)?);
+                initial.push(object_line("ADDED", entry, entry.mod_revision)?);
             }
             match page.continue_token {
                 Some(token) => request.continue_token = Some(token),
@@ -193,14 +205,14 @@ struct Stream {
 impl Stream {
     async fn run(
         mut self,
-        initial: Vec<Value>,
+        initial: Vec<Bytes>,
         initial_end: Option<Revision>,
         feed: Result<mpsc::Receiver<Result<Notification, StoreError>>, ApiError>,
         timeout: Duration,
     ) {
         let _watching = self.watchers.watching();
-        for object in &initial {
-            if self.lines.send(line("ADDED", object)).await.is_err() {
+        for text in initial {
+            if self.lines.send(text).await.is_err() {
                 return;
             }
         }
@@ -260,24 +272,41 @@ impl Stream {
                 .iter()
                 .filter_map(|event| {
                     let seen_before = event.prev.as_ref().is_some_and(|p| self.filter.matches(p));
-                    let (kind, object) = match (event.kind, &event.entry, &event.prev) {
+                    let (kind, entry, revision) = match (event.kind, &event.entry, &event.prev) {
                         (EventKind::Put, Some(entry), _) => {
                             let kind = if seen_before { "MODIFIED" } else { "ADDED" };
-                            (kind, stored_object(entry))
+                            (kind, entry, entry.mod_revision)
                         }
-                        (EventKind::Delete, _, Some(prev)) => {
-                            ("DELETED", with_revision(prev, event.revision))
-                        }
+                        (EventKind::Delete, _, Some(prev)) => ("DELETED", prev, event.revision),
                         _ => return None,
                     };
-                    let object = object.unwrap_or_else(|error| error.status());
-                    Some(line(kind, &object))
+                    let text = object_line(kind, entry, revision)
+                        .unwrap_or_else(|error| line(kind, &error.status()));
+                    Some(text)
                 })
                 .collect(),
             Notification::Progress { revision } if self.bookmarks => {
                 vec![bookmark(&self.kind, revision, false)]
             }
             _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_line_is_the_bytes_of_encoding_it_as_a_value() {
+        let object = json!({"kind": "ConfigMap", "metadata": {"name": "a", "uid": "ü\""}});
+        let entry = splice::tests::entry(serde_json::to_vec(&object).expect("JSON"));
+        let revision = Revision::new(12);
+        let reencoded = splice::tests::reencoded(&entry.value, revision);
+        let value: Value = serde_json::from_slice(&reencoded).expect("JSON");
+        for kind in ["ADDED", "MODIFIED", "DELETED"] {
+            let spliced = object_line(kind, &entry, revision).expect("splices");
+            assert_eq!(spliced, line(kind, &value));
         }
     }
 }
