@@ -1,14 +1,17 @@
 //! List requests: query parameters, the apiserver's resourceVersion rules, and the list (or
 //! Table) that answers them.
 
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use revkv::selector::{FieldSelector, LabelSelector};
-use revkv::{ListPage, Revision};
+use revkv::{Entry, Revision};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::kinds::Kind;
 use super::object::stored_object;
 use super::representation::Representation;
+use super::splice::{self, JsonBody};
 use super::status::ApiError;
 use super::Kube;
 use crate::backend::{Backend, ListRequest};
@@ -131,7 +134,7 @@ pub(super) fn selectors(
 
 /// One page of a list as the backend returned it, ready to be rendered.
 struct Listed {
-    items: Vec<Value>,
+    items: Vec<Entry>,
     revision: Revision,
     continue_token: Option<String>,
     remaining: Option<u64>,
@@ -144,7 +147,7 @@ pub async fn list<B: Backend>(
     namespace: Option<&str>,
     params: &ListParams,
     representation: Representation,
-) -> Result<Value, ApiError> {
+) -> Result<Response, ApiError> {
     if flag(params.send_initial_events.as_deref()) {
         return Err(ApiError::invalid("sendInitialEvents is forbidden for list"));
     }
@@ -177,13 +180,13 @@ pub async fn list<B: Backend>(
         let page = kube.backend.list(request).await?;
         kube.metrics.record_chunk("kubernetes", page.items.len());
         Listed {
-            items: objects(&page)?,
+            items: page.items,
             revision: page.revision,
             continue_token: page.continue_token,
             remaining: page.remaining,
         }
     };
-    Ok(render(kind, listed, representation))
+    render(kind, listed, representation)
 }
 
 /// An unlimited list: every chunk at the first one's revision, as one list.
@@ -196,7 +199,7 @@ async fn list_whole<B: Backend>(kube: &Kube<B>, request: ListRequest) -> Result<
     loop {
         let page = kube.backend.list(request.clone()).await?;
         kube.metrics.record_chunk("kubernetes", page.items.len());
-        items.extend(objects(&page)?);
+        items.extend(page.items);
         match page.continue_token {
             Some(token) => request.continue_token = Some(token),
             None => {
@@ -211,36 +214,133 @@ async fn list_whole<B: Backend>(kube: &Kube<B>, request: ListRequest) -> Result<
     }
 }
 
-fn objects(page: &ListPage) -> Result<Vec<Value>, ApiError> {
-    page.items.iter().map(stored_object).collect()
+fn render(
+    kind: &Kind,
+    listed: Listed,
+    representation: Representation,
+) -> Result<Response, ApiError> {
+    let metadata = list_metadata(&listed);
+    Ok(match representation {
+        Representation::Json => {
+            JsonBody(json_list(kind, &metadata, &listed.items)?).into_response()
+        }
+        Representation::Table(version) => {
+            let objects = listed
+                .items
+                .iter()
+                .map(stored_object)
+                .collect::<Result<Vec<_>, _>>()?;
+            let table = super::representation::table(version, Value::Object(metadata), &objects);
+            Json(table).into_response()
+        }
+    })
 }
 
-fn render(kind: &Kind, listed: Listed, representation: Representation) -> Value {
+fn list_metadata(listed: &Listed) -> Map<String, Value> {
     let mut metadata = Map::new();
     metadata.insert("resourceVersion".into(), listed.revision.to_string().into());
-    if let Some(token) = listed.continue_token {
-        metadata.insert("continue".into(), token.into());
+    if let Some(token) = &listed.continue_token {
+        metadata.insert("continue".into(), token.as_str().into());
         // Only a page with more after it says how many: the last page omits the count.
         if let Some(remaining) = listed.remaining {
             metadata.insert("remainingItemCount".into(), remaining.into());
         }
     }
-    match representation {
-        Representation::Json => json!({
-            "kind": kind.list_kind(),
-            "apiVersion": kind.api_version(),
-            "metadata": metadata,
-            "items": listed.items,
-        }),
-        Representation::Table(version) => {
-            super::representation::table(version, Value::Object(metadata), &listed.items)
+    metadata
+}
+
+/// The JSON list, written as serde_json writes a map of `kind`, `apiVersion`, `metadata` and
+/// `items` (in its order: sorted), with each item spliced from its stored bytes.
+fn json_list(
+    kind: &Kind,
+    metadata: &Map<String, Value>,
+    items: &[Entry],
+) -> Result<Vec<u8>, ApiError> {
+    let size: usize = items.iter().map(|entry| entry.value.len() + 32).sum();
+    let mut body = Vec::with_capacity(size + 256);
+    body.extend_from_slice(b"{\"apiVersion\":");
+    splice::encode(&mut body, &kind.api_version())?;
+    body.extend_from_slice(b",\"items\":[");
+    for (index, entry) in items.iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
         }
+        splice::write(&mut body, entry, entry.mod_revision)?;
     }
+    body.extend_from_slice(b"],\"kind\":");
+    splice::encode(&mut body, &kind.list_kind())?;
+    body.extend_from_slice(b",\"metadata\":");
+    splice::encode(&mut body, metadata)?;
+    body.push(b'}');
+    Ok(body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_json_list_is_the_bytes_of_encoding_it_as_a_value() {
+        let kind = Kind {
+            group: "apps.example.com".to_owned(),
+            version: "v1beta1".to_owned(),
+            kind: "Widget".to_owned(),
+            plural: "widgets".to_owned(),
+            singular: "widget".to_owned(),
+            namespaced: true,
+            short_names: Vec::new(),
+            selectable_fields: Vec::new(),
+        };
+        let stored = [
+            json!({"apiVersion": "apps.example.com/v1beta1", "kind": "Widget",
+                   "metadata": {"name": "a", "namespace": "n", "labels": {"x": "é\"\n"}},
+                   "spec": {"size": 3}}),
+            json!({"kind": "Widget", "metadata": {"name": "b", "resourceVersion": "4"}}),
+            json!({"kind": "Widget"}),
+        ];
+        let items: Vec<Entry> = stored
+            .iter()
+            .enumerate()
+            .map(|(index, object)| {
+                let mut entry = splice::tests::entry(serde_json::to_vec(object).expect("JSON"));
+                entry.mod_revision = Revision::new(10 + index as u64);
+                entry
+            })
+            .collect();
+        for (items, continue_token, remaining) in [
+            (&items[..], None, None),
+            (&items[..], Some("tok\"en"), Some(42)),
+            (&items[..1], Some("t"), None),
+            (&[][..], None, None),
+        ] {
+            let listed = Listed {
+                items: items.to_vec(),
+                revision: Revision::new(20),
+                continue_token: continue_token.map(str::to_owned),
+                remaining,
+            };
+            let metadata = list_metadata(&listed);
+            let reencoded: Vec<Value> = items
+                .iter()
+                .map(|entry| {
+                    let bytes = splice::tests::reencoded(&entry.value, entry.mod_revision);
+                    serde_json::from_slice(&bytes).expect("JSON")
+                })
+                .collect();
+            let before = json!({
+                "kind": kind.list_kind(),
+                "apiVersion": kind.api_version(),
+                "metadata": metadata,
+                "items": reencoded,
+            });
+            let body = json_list(&kind, &metadata, &listed.items).expect("renders");
+            assert_eq!(
+                String::from_utf8(body).expect("UTF-8"),
+                serde_json::to_string(&before).expect("encodes")
+            );
+        }
+    }
 
     fn params(rv: Option<&str>, rvm: Option<&str>, continued: bool) -> ListParams {
         ListParams {

@@ -262,8 +262,7 @@ async fn dispatch<B: Backend>(
             if list::flag(params.watch.as_deref()) {
                 return watch::watch(kube, kind, namespace, &params).await;
             }
-            let list = list::list(kube, kind, namespace, &params, representation).await?;
-            Ok(json(StatusCode::OK, list))
+            list::list(kube, kind, namespace, &params, representation).await
         }
         (Method::POST, None) => {
             if kind.namespaced && namespace.is_none() {
