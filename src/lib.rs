@@ -84,7 +84,7 @@ pub use list::{ListOptions, ListPage, DEFAULT_MAX_PAGE_BYTES, DEFAULT_SCAN_BUDGE
 pub use pager::{Items, ListPager, ListSource, Listed, PagedList, Pages};
 
 pub use revision::Revision;
-pub use store::{Db, Durability, Options, Stat};
+pub use store::{Db, Durability, Options, Stat, DEFAULT_PINNED_BYTES};
 pub use txn::{Cmp, Compare, Op, OpResult, Put, Txn, TxnResponse};
 pub use verify::{Check, Finding, VerifyReport};
 pub use watch::{Event, EventKind, Notification, Watch, WatchOptions, DEFAULT_WATCH_BUFFER};

@@ -41,6 +41,10 @@ pub enum Durability {
     Buffered,
 }
 
+/// How much memory list snapshots may hold by default ([`Options::pinned_bytes`]): what
+/// clients paging at old revisions can make the store keep, at most.
+pub const DEFAULT_PINNED_BYTES: usize = 256 * 1024 * 1024;
+
 /// How to open a store; see [`Db::options`].
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -60,7 +64,7 @@ impl Default for Options {
         Options {
             durability: Durability::Immediate,
             pinned_snapshots: 64,
-            pinned_bytes: 256 * 1024 * 1024,
+            pinned_bytes: DEFAULT_PINNED_BYTES,
             max_page_size: 10_000,
             cache_bytes: 1024 * 1024 * 1024,
             retention: Retention::default(),
@@ -87,7 +91,8 @@ impl Options {
         self
     }
 
-    /// How much memory list snapshots may hold beyond the newest view (256 MiB by default). A
+    /// How much memory list snapshots may hold beyond the newest view
+    /// ([`DEFAULT_PINNED_BYTES`], 256 MiB, by default). A
     /// snapshot holds the index nodes that changed since it was taken, so one taken at an old
     /// revision holds more; each is charged an upper bound of that. Over the budget, the
     /// costliest snapshots are evicted first, so the lists of clients reading near the newest

@@ -134,29 +134,31 @@ fn concurrent_paging_clients_each_get_an_exact_snapshot() {
     let before = resident_kib();
     let stop = AtomicBool::new(false);
     let started = Instant::now();
-    let (lists, writes) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| {
-            let mut written = 0;
-            while !stop.load(Ordering::Relaxed) {
-                create(&server, &format!("new-{written:06}"));
-                written += 1;
-            }
-            written
-        });
-        let listers: Vec<_> = (0..clients)
-            .map(|_| {
-                std::thread::Builder::new()
-                    .stack_size(256 * 1024)
-                    .spawn_scoped(scope, || page_through(&server))
-                    .expect("thread")
-            })
-            .collect();
-        let lists: Vec<_> = listers
-            .into_iter()
-            .map(|lister| lister.join().expect("lister"))
-            .collect();
-        stop.store(true, Ordering::Relaxed);
-        (lists, writer.join().expect("writer"))
+    let ((lists, writes), peak) = peak_while(|| {
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| {
+                let mut written = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    create(&server, &format!("new-{written:06}"));
+                    written += 1;
+                }
+                written
+            });
+            let listers: Vec<_> = (0..clients)
+                .map(|_| {
+                    std::thread::Builder::new()
+                        .stack_size(CLIENT_STACK)
+                        .spawn_scoped(scope, || page_through(&server))
+                        .expect("thread")
+                })
+                .collect();
+            let lists: Vec<_> = listers
+                .into_iter()
+                .map(|lister| lister.join().expect("lister"))
+                .collect();
+            stop.store(true, Ordering::Relaxed);
+            (lists, writer.join().expect("writer"))
+        })
     });
     let took = started.elapsed();
     let after = resident_kib();
@@ -179,13 +181,31 @@ fn concurrent_paging_clients_each_get_an_exact_snapshot() {
         .iter()
         .map(|(items, _)| items.len().div_ceil(LIMIT))
         .sum::<usize>();
+    // The store pins at most its snapshot budget; each client adds its thread, the pages in
+    // flight on its connection, and the list it holds until the end.
+    let held: u64 = lists.iter().map(|(items, _)| items.len() as u64).sum();
+    let budget = (revkv::DEFAULT_PINNED_BYTES / 1024) as u64
+        + clients as u64 * PAGING_CLIENT_KIB
+        + held * HELD_ITEM_BYTES / 1024;
     eprintln!(
         "{clients} clients: {pages} pages in {took:.2?} ({:.0} pages/s), {writes} writes meanwhile, \
-         {} distinct snapshots; resident memory {before} KiB before, {after} KiB after",
+         {} distinct snapshots; resident memory {before} KiB before, {peak} KiB at the peak, \
+         {after} KiB after (budget: {budget} KiB above the start)",
         pages as f64 / took.as_secs_f64(),
         snapshots.len()
     );
+    assert!(
+        peak.saturating_sub(before) <= budget,
+        "the peak is {} KiB above the start, over the budget of {budget} KiB",
+        peak - before
+    );
 }
+
+/// What a paging client may add to resident memory besides the items it holds: its thread's
+/// stack, and two pages of objects of at most 1 KiB in flight (the server's and its own).
+const PAGING_CLIENT_KIB: u64 = CLIENT_STACK as u64 / 1024 + 2 * LIMIT as u64;
+/// An item a client holds until the end: a name and a resourceVersion in a map.
+const HELD_ITEM_BYTES: u64 = 256;
 
 /// Namespaces the watched writer writes to. Watcher `i` watches namespace `i % (N + 1)`, or
 /// every namespace when that is `N`.
