@@ -2,7 +2,7 @@
 
 use revkv::{Db, Error, ListOptions, Revision};
 
-use crate::common::page_through;
+use crate::common::{page_through, raw_key, with_raw_tree};
 
 fn record_key(revision: u64) -> Vec<u8> {
     let mut key = vec![b'r'];
@@ -60,6 +60,90 @@ fn reopening_keeps_revisions_metadata_and_history() -> revkv::Result<()> {
         assert_eq!(db.put("b", "again")?.get(), 5);
         assert_eq!(db.get_at("b", Revision::new(4))?, None);
     }
+    Ok(())
+}
+
+/// The entries of the closed store at `path` whose sled keys start with `prefix` and hold a
+/// revision past `head` right after it.
+fn entries_past(path: &std::path::Path, prefix: u8, head: u64) -> usize {
+    with_raw_tree(path, |tree| {
+        tree.scan_prefix([prefix])
+            .keys()
+            .filter(|key| {
+                let key = key.as_ref().expect("sled reads");
+                u64::from_be_bytes(key[1..9].try_into().expect("a revision")) > head
+            })
+            .count()
+    })
+}
+
+#[test]
+fn revisions_a_crash_left_without_commit_times_are_rolled_back() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let large = vec![7u8; 40 * 1024];
+    {
+        let db = Db::open(&path)?;
+        db.put("a", "1")?;
+        db.put("b", "1")?;
+        db.put("a", "2")?;
+        // Revisions 4 to 7: what the crash cuts short.
+        db.delete("b")?;
+        db.put("c", large.clone())?;
+        db.put("a", "3")?;
+        db.put("b", "2")?;
+    }
+    assert!(
+        entries_past(&path, b'p', 3) > 0,
+        "c's value is stored in parts"
+    );
+    // A group writes records, then latest pointers, then commit times: a crash after the
+    // pointers, or after some of them, leaves this.
+    with_raw_tree(&path, |tree| {
+        for revision in 4..=7 {
+            tree.remove(raw_key::commit_time(revision)).unwrap();
+        }
+        tree.remove(raw_key::latest("c")).unwrap();
+    });
+    for _ in 0..2 {
+        let db = Db::open(&path)?;
+        assert_eq!(db.current_revision().get(), 3);
+        let a = db.get("a")?.expect("a is live");
+        assert_eq!(
+            (a.value.as_slice(), a.mod_revision.get(), a.version),
+            (&b"2"[..], 3, 2)
+        );
+        let b = db.get("b")?.expect("b's delete was rolled back");
+        assert_eq!((b.value.as_slice(), b.mod_revision.get()), (&b"1"[..], 2));
+        assert_eq!(db.get("c")?, None);
+        let keys: Vec<Vec<u8>> = page_through(&db, ListOptions::prefix("").limit(1), |_| ())
+            .0
+            .into_iter()
+            .map(|entry| entry.key)
+            .collect();
+        assert_eq!(keys, [b"a".to_vec(), b"b".to_vec()]);
+        let report = db.verify()?;
+        assert!(report.is_clean(), "{:?}", report.findings);
+    }
+    assert_eq!(
+        entries_past(&path, b'r', 3),
+        0,
+        "the records past 3 are gone"
+    );
+    assert_eq!(
+        entries_past(&path, b'p', 3),
+        0,
+        "the value parts past 3 are gone"
+    );
+    let db = Db::open(&path)?;
+    let revision = db.put("a", "4")?;
+    let a = db.get("a")?.expect("a is live");
+    assert_eq!((a.version, a.create_revision.get()), (3, 1));
+    assert_eq!(
+        db.get_at("a", Revision::new(3))?.expect("a at 3").value,
+        b"2"
+    );
+    assert!(revision.get() > 3);
     Ok(())
 }
 

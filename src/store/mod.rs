@@ -303,29 +303,6 @@ impl Db {
         check_format(&data)?;
         let compacted = read_meta(&data, Meta::CompactedRevision)?;
         let swept = Revision::new(read_meta(&data, Meta::FinishedCompaction)?);
-        let mut live = Vec::new();
-        let mut tombstones = write::Tombstones::default();
-        let mut damaged = Vec::new();
-        for item in data.scan_prefix(Latest::prefix()) {
-            let (sled_key, bytes) = item.storage()?;
-            let user_key = Latest::user_key(&sled_key);
-            match Latest::decode(user_key, &bytes) {
-                Ok(latest) if latest.live => live.push((Key::from(user_key), latest.location)),
-                Ok(latest) => tombstones.track(user_key.to_vec(), latest),
-                Err(_) => damaged.push(user_key.to_vec()),
-            }
-        }
-        let mut tree = Tree::from_sorted(live);
-        let damaged_pointers = recovery::find_latest(&data, damaged)?;
-        for (key, latest) in &damaged_pointers {
-            match latest {
-                Some(latest) if latest.live => {
-                    tree.insert(Key::from(key.as_slice()), latest.location);
-                }
-                Some(latest) => tombstones.track(key.clone(), *latest),
-                None => {}
-            }
-        }
         let (head, last_commit_millis) =
             match data.scan_prefix(encoding::commit_time_prefix()).next_back() {
                 Some(item) => {
@@ -335,6 +312,36 @@ impl Db {
                 }
                 None => (Revision::new(compacted), 0),
             };
+        let mut live = Vec::new();
+        let mut tombstones = write::Tombstones::default();
+        let mut damaged = Vec::new();
+        let mut unfinished = Vec::new();
+        for item in data.scan_prefix(Latest::prefix()) {
+            let (sled_key, bytes) = item.storage()?;
+            let user_key = Latest::user_key(&sled_key);
+            match Latest::decode(user_key, &bytes) {
+                Ok(latest) if latest.location.revision > head => {
+                    unfinished.push(user_key.to_vec());
+                }
+                Ok(latest) if latest.live => live.push((Key::from(user_key), latest.location)),
+                Ok(latest) => tombstones.track(user_key.to_vec(), latest),
+                Err(_) => damaged.push(user_key.to_vec()),
+            }
+        }
+        let mut tree = Tree::from_sorted(live);
+        let (restored, lost) = recovery::roll_back_after(&data, head, unfinished)?;
+        damaged.extend(lost);
+        let damaged_pointers = recovery::find_latest(&data, damaged)?;
+        let restored = restored.iter().map(|(key, latest)| (key, latest));
+        for (key, latest) in restored.chain(&damaged_pointers) {
+            match latest {
+                Some(latest) if latest.live => {
+                    tree.insert(Key::from(key.as_slice()), latest.location);
+                }
+                Some(latest) => tombstones.track(key.clone(), *latest),
+                None => {}
+            }
+        }
         let identity = Identity::begin_run(&data, head)?;
         // The run is on disk before anything of it is published.
         sled.flush().storage()?;

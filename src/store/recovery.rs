@@ -1,4 +1,12 @@
-//! Latest pointers that do not decode, found again from the records when a store opens.
+//! What a store puts right when it opens: a commit group a crash cut short, and latest
+//! pointers that do not decode.
+//!
+//! A commit group writes its records, then its latest pointers, then its commit times, and a
+//! store opens at the revision of its newest commit time (see `write::Staged::write`). What a
+//! crash left of the revisions after it is rolled back: each pointer past that revision is set
+//! back to its key's change at or before it, found by following the records' `prev` back, and
+//! then the records and value parts past it are removed, so that a crash during the roll-back
+//! leaves what the next open finishes.
 //!
 //! The index is built from the latest pointers, so a damaged one would otherwise keep the store
 //! from opening. Every change of a key is also a record in the revision log, and the newest
@@ -10,7 +18,116 @@ use std::collections::{HashMap, HashSet};
 
 use crate::encoding::{self, Change, Latest, Location, Record};
 use crate::error::SledResultExt;
-use crate::Result;
+use crate::{Result, Revision};
+
+/// Rolls back the revisions after `head` (see the module's documentation). `unfinished` are
+/// the keys whose pointers point past `head`. Returns the pointers they were set back to
+/// (none for a key the rolled-back revisions created), and the keys whose changes could not be
+/// followed back (a record past `head` missing or damaged), whose pointers are left for
+/// [`find_latest`] to find again once the records past `head` are gone.
+pub(super) fn roll_back_after(
+    data: &sled::Tree,
+    head: Revision,
+    unfinished: Vec<Vec<u8>>,
+) -> Result<(Vec<(Vec<u8>, Option<Latest>)>, Vec<Vec<u8>>)> {
+    let mut restored = Vec::with_capacity(unfinished.len());
+    let mut lost = Vec::new();
+    for key in unfinished {
+        let Some(pointer) = pointer_at(data, head, &key)? else {
+            lost.push(key);
+            continue;
+        };
+        let sled_key = Latest::sled_key(&key);
+        let latest = match pointer {
+            Restored::Live(location, record) => {
+                data.insert(sled_key, Latest::encode_live(location, &record))
+                    .storage()?;
+                Some(Latest {
+                    location,
+                    live: true,
+                })
+            }
+            Restored::Tombstone(location) => {
+                let latest = Latest {
+                    location,
+                    live: false,
+                };
+                data.insert(sled_key, latest.encode()).storage()?;
+                Some(latest)
+            }
+            Restored::Absent => {
+                data.remove(sled_key).storage()?;
+                None
+            }
+        };
+        restored.push((key, latest));
+    }
+    let after = Location {
+        revision: head.next(),
+        sub: 0,
+    };
+    remove_from(data, &after.record_key())?;
+    remove_from(data, &encoding::parts_prefix(after))?;
+    Ok((restored, lost))
+}
+
+/// A key's latest pointer as of a revision.
+enum Restored {
+    /// Live at the location, whose record bytes the pointer copies.
+    Live(Location, sled::IVec),
+    Tombstone(Location),
+    /// The key did not exist: it had no change, or only a tombstone that compaction removed.
+    Absent,
+}
+
+/// The pointer of `key` as of `head`, from its pointer past `head` and the `prev` of the
+/// records it leads to; `None` when a record past `head` is missing or damaged.
+fn pointer_at(data: &sled::Tree, head: Revision, key: &[u8]) -> Result<Option<Restored>> {
+    let Some(bytes) = data.get(Latest::sled_key(key)).storage()? else {
+        return Ok(None);
+    };
+    let mut location = Latest::decode(key, &bytes)?.location;
+    loop {
+        let bytes = data.get(location.record_key()).storage()?;
+        if location.revision <= head {
+            return Ok(Some(match bytes {
+                // A damaged record keeps its key live at it, so that reads and `verify` report
+                // the damage rather than an older change.
+                Some(bytes) => match Record::<&[u8]>::decode_borrowed(location, &bytes) {
+                    Ok(record) if matches!(record.change, Change::Delete) => {
+                        Restored::Tombstone(location)
+                    }
+                    _ => Restored::Live(location, bytes),
+                },
+                // Only a tombstone is removed while it is a key's newest change.
+                None => Restored::Absent,
+            }));
+        }
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let Ok(record) = Record::<&[u8]>::decode_borrowed(location, &bytes) else {
+            return Ok(None);
+        };
+        match record.prev {
+            Some(prev) => location = prev,
+            None => return Ok(Some(Restored::Absent)),
+        }
+    }
+}
+
+/// Removes every entry from `first` to the end of its one-byte prefix.
+fn remove_from(data: &sled::Tree, first: &[u8]) -> Result<()> {
+    let prefix = first[0];
+    for item in data.range(first..) {
+        let (sled_key, _) = item.storage()?;
+        if sled_key[0] != prefix {
+            break;
+        }
+        data.remove(sled_key).storage()?;
+    }
+    Ok(())
+}
 
 /// The newest change of each of `keys`, from one scan of the revision log, newest first (no
 /// scan when there are none). A key with no record left (every change compacted away: it was

@@ -1,7 +1,7 @@
 //! The write path: one transaction, one revision; concurrent transactions share one atomic
-//! sled batch and one flush (group commit).
+//! write and one flush (group commit).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,8 +62,8 @@ impl Db {
     /// applies one branch as a single new revision.
     ///
     /// Concurrent transactions commit in groups: one caller writes every transaction queued
-    /// while the previous group was being written, each as its own revision, with one sled
-    /// batch and one flush. Under [`Durability::Immediate`] it returns once the revision is on
+    /// while the previous group was being written, each as its own revision, with one atomic
+    /// write and one flush. Under [`Durability::Immediate`] it returns once the revision is on
     /// disk; readers see the revision from that moment on.
     ///
     /// # Errors
@@ -82,7 +82,7 @@ impl Db {
 const GATHER_WINDOW: Duration = Duration::from_micros(200);
 
 /// The most bytes of transactions (as [`validate_branch`] counts them) one commit group
-/// writes as one sled batch; the rest wait for the next group. A group holds at least one
+/// writes at once; the rest wait for the next group. A group holds at least one
 /// transaction, and none is larger than this.
 const MAX_GROUP_BYTES: usize = 4 * crate::MAX_TXN_BYTES;
 
@@ -159,11 +159,16 @@ struct Group {
     watched: Option<Vec<(Revision, Vec<LoggedChange>)>>,
 }
 
-/// What the group will write, as one sled batch, and the records later transactions of the
-/// group may read, which sled has not seen yet.
+/// What the group will write, in the order recovery relies on (see [`Staged::write`]), and the
+/// records later transactions of the group may read, which sled has not seen yet.
 #[derive(Default)]
 struct Staged {
-    batch: sled::Batch,
+    /// Records and value parts, by sled key.
+    log: Vec<(Vec<u8>, IVec)>,
+    /// The latest pointer of each key the group changes, by sled key: the newest change wins.
+    pointers: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Each revision's commit time, by sled key, oldest first.
+    commit_times: Vec<(Vec<u8>, Vec<u8>)>,
     records: HashMap<Location, IVec>,
     /// The sealed parts of the values of `records` stored in parts.
     parts: HashMap<Location, Vec<Vec<u8>>>,
@@ -208,27 +213,53 @@ impl Staged {
             } else {
                 latest.encode()
             };
-            self.batch.insert(Latest::sled_key(&key), pointer);
+            self.pointers.insert(Latest::sled_key(&key), pointer);
             tombstones.track(key, latest);
-            self.batch.insert(&location.record_key(), record.clone());
+            self.log
+                .push((location.record_key().to_vec(), record.clone()));
             if read_later {
                 self.records.insert(location, record);
             }
         }
         for (location, parts) in changes.parts {
             for (index, part) in (0..).zip(&parts) {
-                self.batch
-                    .insert(&encoding::part_key(location, index), part.as_slice());
+                let part_key = encoding::part_key(location, index).to_vec();
+                self.log.push((part_key, IVec::from(part.as_slice())));
             }
             if read_later {
                 self.parts.insert(location, parts);
             }
         }
         let (revision, millis) = commit_time;
-        self.batch.insert(
-            &encoding::commit_time_key(revision),
+        self.commit_times.push((
+            encoding::commit_time_key(revision).to_vec(),
             encoding::encode_commit_time(millis),
-        );
+        ));
+    }
+
+    /// Writes the group with plain inserts, in an order that makes it atomic without a sled
+    /// batch (which takes a process-wide lock that every sled read waits for): records and
+    /// parts, then latest pointers, then the `reserved` revision, then commit times. sled
+    /// recovers a prefix of its writes, and a store opens at the revision of its newest commit
+    /// time, so a crash part way leaves revisions that are whole, and what it left of the
+    /// others, which `recovery` rolls back from the records when the store opens again.
+    fn write(self, data: &sled::Tree, reserved: Option<Revision>) -> sled::Result<()> {
+        for (sled_key, bytes) in self.log {
+            data.insert(sled_key, bytes)?;
+        }
+        for (sled_key, pointer) in self.pointers {
+            data.insert(sled_key, pointer)?;
+        }
+        if let Some(reserved) = reserved {
+            data.insert(
+                Meta::ReservedRevision.sled_key(),
+                Meta::encode(reserved.get()),
+            )?;
+        }
+        for (sled_key, millis) in self.commit_times {
+            data.insert(sled_key, millis)?;
+        }
+        Ok(())
     }
 
     /// The entry of live `key` at `location`, which may have been staged by this group.
@@ -346,7 +377,7 @@ impl Shared {
         queue.gathering = false;
     }
 
-    /// Stages each transaction as its own revision, writes them all with one sled batch, and
+    /// Stages each transaction as its own revision, writes them all at once, and
     /// waits for durability once.
     fn commit_group(&self, txns: Vec<Txn>) -> Vec<Result<TxnResponse>> {
         let mut writer = self.writer.lock();
@@ -376,13 +407,7 @@ impl Shared {
         let reservation = (self.options.durability == Durability::Buffered
             && head > writer.reserved)
             .then(|| Revision::new(head.get() + identity::RESERVATION_BLOCK));
-        if let Some(reserved) = reservation {
-            group.staged.batch.insert(
-                Meta::ReservedRevision.sled_key(),
-                Meta::encode(reserved.get()),
-            );
-        }
-        if let Err(cause) = self.data.apply_batch(group.staged.batch) {
+        if let Err(cause) = group.staged.write(&self.data, reservation) {
             self.poisoned.store(true, Ordering::Release);
             let cause = StorageError::from_sled(cause);
             return outcomes
