@@ -1,8 +1,8 @@
 //! Every byte layout revkv writes to sled.
 //!
-//! All entries live in one sled tree, [`TREE_NAME`], so that one `apply_batch` makes a whole
-//! transaction (its records, its latest-version pointers and its commit time) atomic. The first
-//! byte of a sled key names the entry's kind:
+//! All entries live in one sled tree, [`TREE_NAME`]. A commit group's records, latest-version
+//! pointers and commit times are atomic by the order they are written in (`DESIGN.md` §3.1). The
+//! first byte of a sled key names the entry's kind:
 //!
 //! | sled key                          | sled value (sealed: crc32 + payload)           |
 //! |-----------------------------------|------------------------------------------------|

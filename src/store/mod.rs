@@ -329,10 +329,10 @@ impl Db {
             }
         }
         let mut tree = Tree::from_sorted(live);
-        let (restored, lost) = recovery::roll_back_after(&data, head, unfinished)?;
-        damaged.extend(lost);
+        let rolled_back = recovery::roll_back_after(&data, head, unfinished)?;
+        damaged.extend(rolled_back.lost);
         let damaged_pointers = recovery::find_latest(&data, damaged)?;
-        let restored = restored.iter().map(|(key, latest)| (key, latest));
+        let restored = (rolled_back.restored.iter()).map(|(key, latest)| (key, latest));
         for (key, latest) in restored.chain(&damaged_pointers) {
             match latest {
                 Some(latest) if latest.live => {

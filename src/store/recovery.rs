@@ -20,16 +20,23 @@ use crate::encoding::{self, Change, Latest, Location, Record};
 use crate::error::SledResultExt;
 use crate::{Result, Revision};
 
+/// What [`roll_back_after`] did to the keys whose pointers pointed past the head.
+pub(super) struct RolledBack {
+    /// Each key's pointer as set back (none for a key the rolled-back revisions created).
+    pub restored: Vec<(Vec<u8>, Option<Latest>)>,
+    /// Keys whose changes could not be followed back (a record past the head missing or
+    /// damaged): their pointers are left for [`find_latest`] to find again once the records
+    /// past the head are gone.
+    pub lost: Vec<Vec<u8>>,
+}
+
 /// Rolls back the revisions after `head` (see the module's documentation). `unfinished` are
-/// the keys whose pointers point past `head`. Returns the pointers they were set back to
-/// (none for a key the rolled-back revisions created), and the keys whose changes could not be
-/// followed back (a record past `head` missing or damaged), whose pointers are left for
-/// [`find_latest`] to find again once the records past `head` are gone.
+/// the keys whose pointers point past `head`.
 pub(super) fn roll_back_after(
     data: &sled::Tree,
     head: Revision,
     unfinished: Vec<Vec<u8>>,
-) -> Result<(Vec<(Vec<u8>, Option<Latest>)>, Vec<Vec<u8>>)> {
+) -> Result<RolledBack> {
     let mut restored = Vec::with_capacity(unfinished.len());
     let mut lost = Vec::new();
     for key in unfinished {
@@ -68,7 +75,7 @@ pub(super) fn roll_back_after(
     };
     remove_from(data, &after.record_key())?;
     remove_from(data, &encoding::parts_prefix(after))?;
-    Ok((restored, lost))
+    Ok(RolledBack { restored, lost })
 }
 
 /// A key's latest pointer as of a revision.
