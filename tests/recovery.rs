@@ -148,6 +148,37 @@ fn revisions_a_crash_left_without_commit_times_are_rolled_back() -> revkv::Resul
 }
 
 #[test]
+fn a_rolled_back_pointer_whose_record_is_gone_is_found_again_from_the_log() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    {
+        let db = Db::open(&path)?;
+        db.put("a", "1")?;
+        db.put("a", "2")?;
+        db.put("a", "3")?;
+    }
+    // Revision 3 lost its commit time and, beyond what a crash leaves, its record: its
+    // pointer cannot be followed back, so the open sets it to a's newest change in the log.
+    with_raw_tree(&path, |tree| {
+        tree.remove(raw_key::commit_time(3)).unwrap();
+        tree.remove(raw_key::record(3, 0)).unwrap();
+    });
+    let db = Db::open(&path)?;
+    assert_eq!(db.current_revision().get(), 2);
+    let a = db.get("a")?.expect("a is live");
+    assert_eq!(
+        (a.value.as_slice(), a.mod_revision.get(), a.version),
+        (&b"2"[..], 2, 2)
+    );
+    let report = db.verify()?;
+    assert!(report.is_clean(), "{:?}", report.findings);
+    let revision = db.put("a", "4")?;
+    let a = db.get("a")?.expect("a is live");
+    assert_eq!((a.mod_revision, a.version), (revision, 3));
+    Ok(())
+}
+
+#[test]
 fn a_list_started_before_a_restart_continues_after_it() -> revkv::Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");

@@ -329,10 +329,9 @@ impl Db {
             }
         }
         let mut tree = Tree::from_sorted(live);
-        let rolled_back = recovery::roll_back_after(&data, head, unfinished)?;
-        damaged.extend(rolled_back.lost);
+        let restored = recovery::roll_back_after(&data, head, unfinished)?;
         let damaged_pointers = recovery::find_latest(&data, damaged)?;
-        let restored = (rolled_back.restored.iter()).map(|(key, latest)| (key, latest));
+        let restored = restored.iter().map(|(key, latest)| (key, latest));
         for (key, latest) in restored.chain(&damaged_pointers) {
             match latest {
                 Some(latest) if latest.live => {

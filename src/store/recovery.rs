@@ -6,7 +6,8 @@
 //! crash left of the revisions after it is rolled back: each pointer past that revision is set
 //! back to its key's change at or before it, found by following the records' `prev` back, and
 //! then the records and value parts past it are removed, so that a crash during the roll-back
-//! leaves what the next open finishes.
+//! leaves what the next open finishes. Where a record past it is missing or damaged, which no
+//! crash alone leaves, the key's newest change is looked up in the log once those are gone.
 //!
 //! The index is built from the latest pointers, so a damaged one would otherwise keep the store
 //! from opening. Every change of a key is also a record in the revision log, and the newest
@@ -20,54 +21,21 @@ use crate::encoding::{self, Change, Latest, Location, Record};
 use crate::error::SledResultExt;
 use crate::{Result, Revision};
 
-/// What [`roll_back_after`] did to the keys whose pointers pointed past the head.
-pub(super) struct RolledBack {
-    /// Each key's pointer as set back (none for a key the rolled-back revisions created).
-    pub restored: Vec<(Vec<u8>, Option<Latest>)>,
-    /// Keys whose changes could not be followed back (a record past the head missing or
-    /// damaged): their pointers are left for [`find_latest`] to find again once the records
-    /// past the head are gone.
-    pub lost: Vec<Vec<u8>>,
-}
-
 /// Rolls back the revisions after `head` (see the module's documentation). `unfinished` are
-/// the keys whose pointers point past `head`.
+/// the keys whose pointers point past `head`; returns the pointer each was set back to (none
+/// for a key the rolled-back revisions created).
 pub(super) fn roll_back_after(
     data: &sled::Tree,
     head: Revision,
     unfinished: Vec<Vec<u8>>,
-) -> Result<RolledBack> {
+) -> Result<Vec<(Vec<u8>, Option<Latest>)>> {
     let mut restored = Vec::with_capacity(unfinished.len());
     let mut lost = Vec::new();
     for key in unfinished {
-        let Some(pointer) = pointer_at(data, head, &key)? else {
-            lost.push(key);
-            continue;
-        };
-        let sled_key = Latest::sled_key(&key);
-        let latest = match pointer {
-            Restored::Live(location, record) => {
-                data.insert(sled_key, Latest::encode_live(location, &record))
-                    .storage()?;
-                Some(Latest {
-                    location,
-                    live: true,
-                })
-            }
-            Restored::Tombstone(location) => {
-                let latest = Latest {
-                    location,
-                    live: false,
-                };
-                data.insert(sled_key, latest.encode()).storage()?;
-                Some(latest)
-            }
-            Restored::Absent => {
-                data.remove(sled_key).storage()?;
-                None
-            }
-        };
-        restored.push((key, latest));
+        match pointer_at(data, head, &key)? {
+            Some(pointer) => restored.push(set_pointer(data, key, pointer)?),
+            None => lost.push(key),
+        }
     }
     let after = Location {
         revision: head.next(),
@@ -75,7 +43,54 @@ pub(super) fn roll_back_after(
     };
     remove_from(data, &after.record_key())?;
     remove_from(data, &encoding::parts_prefix(after))?;
-    Ok(RolledBack { restored, lost })
+    // A key whose changes past the head could not be followed back (a record missing or
+    // damaged) gets its newest change in the log, now that none lies past the head.
+    for (key, latest) in find_latest(data, lost)? {
+        let pointer = match latest {
+            Some(latest) if latest.live => {
+                match data.get(latest.location.record_key()).storage()? {
+                    Some(record) => Restored::Live(latest.location, record),
+                    None => Restored::Absent,
+                }
+            }
+            Some(latest) => Restored::Tombstone(latest.location),
+            None => Restored::Absent,
+        };
+        restored.push(set_pointer(data, key, pointer)?);
+    }
+    Ok(restored)
+}
+
+/// Writes `pointer` as `key`'s latest pointer; returns what the index learns of it.
+fn set_pointer(
+    data: &sled::Tree,
+    key: Vec<u8>,
+    pointer: Restored,
+) -> Result<(Vec<u8>, Option<Latest>)> {
+    let sled_key = Latest::sled_key(&key);
+    let latest = match pointer {
+        Restored::Live(location, record) => {
+            data.insert(sled_key, Latest::encode_live(location, &record))
+                .storage()?;
+            Some(Latest {
+                location,
+                live: true,
+            })
+        }
+        Restored::Tombstone(location) => {
+            let latest = Latest {
+                location,
+                live: false,
+            };
+            data.insert(sled_key, latest.encode()).storage()?;
+            Some(latest)
+        }
+        Restored::Absent => {
+            data.remove(sled_key).storage()?;
+            None
+        }
+    };
+    Ok((key, latest))
 }
 
 /// A key's latest pointer as of a revision.
