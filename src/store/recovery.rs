@@ -17,6 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::chain;
 use crate::encoding::{self, Change, Latest, Location, Record};
 use crate::error::SledResultExt;
 use crate::{Result, Revision};
@@ -125,15 +126,18 @@ fn pointer_at(data: &sled::Tree, head: Revision, key: &[u8]) -> Result<Option<Re
                 None => Restored::Absent,
             }));
         }
-        let Some(bytes) = bytes else {
+        // A record that is missing, damaged, of another key, or whose previous change is not
+        // older (which would walk forever) ends the walk: the key is looked up in the log.
+        let Some(record) = bytes.and_then(|bytes| Record::decode(location, &bytes).ok()) else {
             return Ok(None);
         };
-        let Ok(record) = Record::<&[u8]>::decode_borrowed(location, &bytes) else {
+        if record.key != key {
             return Ok(None);
-        };
-        match record.prev {
-            Some(prev) => location = prev,
-            None => return Ok(Some(Restored::Absent)),
+        }
+        match chain::previous(location, &record) {
+            Ok(Some(prev)) => location = prev,
+            Ok(None) => return Ok(Some(Restored::Absent)),
+            Err(_) => return Ok(None),
         }
     }
 }
@@ -177,4 +181,44 @@ pub(super) fn find_latest(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::roll_back_after;
+    use crate::encoding::{Latest, Location, Record};
+    use crate::error::SledResultExt;
+    use crate::{Db, Revision};
+
+    #[test]
+    fn a_rolled_back_record_whose_previous_change_is_itself_ends_the_walk() -> crate::Result<()> {
+        let db = Db::temporary()?;
+        db.put("a", "1")?;
+        let second = db.put("a", "2")?;
+        let location = Location {
+            revision: second,
+            sub: 0,
+        };
+        let mut record = db.shared.record(location)?.expect("a's second record");
+        record.prev = Some(location);
+        let data = &db.shared.data;
+        data.insert(location.record_key(), Record::encode(&record))
+            .storage()?;
+        let first = Revision::new(second.get() - 1);
+        let restored = roll_back_after(data, first, vec![b"a".to_vec()])?;
+        let expected = Latest {
+            location: Location {
+                revision: first,
+                sub: 0,
+            },
+            live: true,
+        };
+        assert_eq!(restored, [(b"a".to_vec(), Some(expected))]);
+        assert_eq!(
+            db.shared.record(location)?,
+            None,
+            "the record past the head is gone"
+        );
+        Ok(())
+    }
 }
