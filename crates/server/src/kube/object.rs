@@ -39,8 +39,13 @@ impl Target<'_> {
 /// The object a stored entry holds, with its `resourceVersion` (the entry's mod revision), for
 /// what works on it as a value: an update, a Table.
 pub fn stored_object(entry: &Entry) -> Result<Value, ApiError> {
-    serde_json::from_slice(&splice::object(entry, entry.mod_revision)?)
-        .map_err(|error| ApiError::internal(format!("a stored object does not decode: {error}")))
+    let mut object: Value = serde_json::from_slice(&entry.value)
+        .map_err(|error| ApiError::internal(format!("a stored object does not decode: {error}")))?;
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let revision = entry.mod_revision.to_string();
+        metadata.insert("resourceVersion".into(), revision.into());
+    }
+    Ok(object)
 }
 
 /// Names as the apiserver accepts them for most kinds: a DNS subdomain (a DNS label for
