@@ -6,6 +6,8 @@
 //!
 //! | sled key                          | sled value (sealed: crc32 + payload)           |
 //! |-----------------------------------|------------------------------------------------|
+//! | `b'b'` low user key               | a key-order block: copies of the newest records |
+//! |                                   | of the live keys from its low key to the next's |
 //! | `b'e'` run number (8 BE)          | one run (open) of the store: id, base, first    |
 //! | `b'k'` user key                   | latest [`Location`] + live/tombstone; when live, |
 //! |                                   | followed by a copy of the record stored there   |
@@ -42,6 +44,7 @@ pub(crate) const INLINE_VALUE_MAX: usize = 16 * 1024;
 /// The length of every part of a large value but its last.
 pub(crate) const VALUE_PART_LEN: usize = 16 * 1024;
 
+const BLOCK_PREFIX: u8 = b'b';
 const RUN_PREFIX: u8 = b'e';
 const LATEST_PREFIX: u8 = b'k';
 const META_PREFIX: u8 = b'm';
@@ -51,6 +54,8 @@ const COMMIT_TIME_PREFIX: u8 = b't';
 
 /// The payload tag of a version-1 record; a new record layout gets a new tag.
 const RECORD_TAG_V1: u8 = 1;
+/// The payload tag of a version-1 key-order block.
+const BLOCK_TAG_V1: u8 = 1;
 const LATEST_LIVE: u8 = 1;
 const LATEST_TOMBSTONE: u8 = 0;
 
@@ -338,6 +343,12 @@ impl<'a> Record<&'a [u8]> {
         decode_payload(location, payload)
     }
 
+    /// Decodes, borrowing, the payload of a record (what follows its checksum) that a checked
+    /// container holds: a key-order block's copy.
+    pub(crate) fn decode_payload_borrowed(location: Location, payload: &'a [u8]) -> Result<Self> {
+        decode_payload(location, payload)
+    }
+
     /// Decodes, borrowing as [`Record::decode_borrowed`] does, a record copy that
     /// [`Latest::decode_with_record`] returned, whose checksum it has checked already.
     pub(crate) fn decode_checked_copy(location: Location, copy: &'a [u8]) -> Result<Self> {
@@ -607,6 +618,180 @@ impl Meta {
         payload
             .try_into()
             .map_err(|_| corrupted(format!("payload of {} bytes, expected {N}", payload.len())))
+    }
+}
+
+/// The sled key of the key-order block whose range starts at user key `low`.
+pub(crate) fn block_key(low: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(low.len() + 1);
+    key.push(BLOCK_PREFIX);
+    key.extend_from_slice(low);
+    key
+}
+
+/// The sled-key range of all key-order blocks.
+pub(crate) fn block_prefix() -> [u8; 1] {
+    [BLOCK_PREFIX]
+}
+
+/// One live key of a key-order block: where its newest record was when the block was built,
+/// and the payload of that record (what follows its checksum under `b'r'`), unless the block
+/// left it out for its size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BlockEntry<'a> {
+    pub key: &'a [u8],
+    pub location: Location,
+    pub copy: Option<&'a [u8]>,
+}
+
+/// A key-order block decoded in place: ranges of its sled value's bytes.
+#[derive(Debug, Default)]
+pub(crate) struct BlockLayout {
+    /// Every copy is of a record at or below this published revision.
+    pub built_at: Revision,
+    /// The block covers user keys from its low key (in its sled key) up to this one,
+    /// excluded; `None`: up to the end of the key space.
+    pub high: Option<std::ops::Range<usize>>,
+    pub entries: Vec<EntrySpan>,
+}
+
+/// Where one [`BlockEntry`] lies in its block's bytes.
+#[derive(Clone, Debug)]
+pub(crate) struct EntrySpan {
+    pub key: std::ops::Range<usize>,
+    pub location: Location,
+    pub copy: Option<std::ops::Range<usize>>,
+}
+
+/// A key-order block: `tag | built_at u64 | 0, or 1 and the high key (u16 length) | count u32 |`
+/// per entry `key (u16 length) | revision u64 | sub u32 | copy (u32 length, 0: none)`, sealed.
+pub(crate) fn encode_block(
+    built_at: Revision,
+    high: Option<&[u8]>,
+    entries: &[BlockEntry<'_>],
+) -> Vec<u8> {
+    let size: usize = entries
+        .iter()
+        .map(|entry| 18 + entry.key.len() + entry.copy.map_or(0, <[u8]>::len))
+        .sum();
+    let mut payload = Vec::with_capacity(16 + high.map_or(0, <[u8]>::len) + size);
+    payload.push(BLOCK_TAG_V1);
+    payload.extend_from_slice(&built_at.to_key_bytes());
+    let short_len = |bytes: &[u8]| {
+        u16::try_from(bytes.len())
+            .expect("keys are at most MAX_KEY_LEN long")
+            .to_be_bytes()
+    };
+    match high {
+        Some(high) => {
+            payload.push(1);
+            payload.extend_from_slice(&short_len(high));
+            payload.extend_from_slice(high);
+        }
+        None => payload.push(0),
+    }
+    let count = u32::try_from(entries.len()).expect("a block holds few entries");
+    payload.extend_from_slice(&count.to_be_bytes());
+    for entry in entries {
+        payload.extend_from_slice(&short_len(entry.key));
+        payload.extend_from_slice(entry.key);
+        payload.extend_from_slice(&entry.location.revision.to_key_bytes());
+        payload.extend_from_slice(&entry.location.sub.to_be_bytes());
+        let copy = entry.copy.unwrap_or_default();
+        let copy_len = u32::try_from(copy.len()).expect("records are at most MAX_RECORD_LEN");
+        payload.extend_from_slice(&copy_len.to_be_bytes());
+        payload.extend_from_slice(copy);
+    }
+    seal(&payload)
+}
+
+/// Decodes the key-order block whose range starts at `low` into `layout` (its entry list is
+/// reused), checking its checksum, that its entries are in strictly ascending key order and lie
+/// in its range, and that every length fits.
+pub(crate) fn decode_block(low: &[u8], bytes: &[u8], layout: &mut BlockLayout) -> Result<()> {
+    let corrupted = |reason: String| {
+        Error::corrupted(
+            format!("key-order block at key {}", crate::display_key(low)),
+            reason,
+        )
+    };
+    unseal(bytes).map_err(corrupted)?;
+    let mut reader = SpanReader { bytes, at: 4 };
+    let truncated = || corrupted("truncated".into());
+    let tag = reader.take(1).ok_or_else(truncated)?;
+    if bytes[tag.start] != BLOCK_TAG_V1 {
+        return Err(corrupted(format!("unknown block tag {}", bytes[tag.start])));
+    }
+    layout.built_at = Revision::from_key_bytes(reader.array().ok_or_else(truncated)?);
+    layout.high = match reader.array::<1>().ok_or_else(truncated)? {
+        [0] => None,
+        [1] => Some(reader.short_span().ok_or_else(truncated)?),
+        [other] => return Err(corrupted(format!("unknown high-key flag {other}"))),
+    };
+    let count = u32::from_be_bytes(reader.array().ok_or_else(truncated)?);
+    layout.entries.clear();
+    let mut previous: Option<std::ops::Range<usize>> = None;
+    for _ in 0..count {
+        let key = reader.short_span().ok_or_else(truncated)?;
+        let location = Location {
+            revision: Revision::from_key_bytes(reader.array().ok_or_else(truncated)?),
+            sub: u32::from_be_bytes(reader.array().ok_or_else(truncated)?),
+        };
+        let copy_len = u32::from_be_bytes(reader.array().ok_or_else(truncated)?);
+        let copy = reader.take(copy_len as usize).ok_or_else(truncated)?;
+        let in_order = previous.is_none_or(|previous| bytes[previous] < bytes[key.clone()]);
+        let key_bytes = &bytes[key.clone()];
+        let in_range = low <= key_bytes
+            && (layout.high.as_ref()).is_none_or(|high| key_bytes < &bytes[high.clone()]);
+        if !in_order || !in_range {
+            return Err(corrupted(format!(
+                "entry {} (key {}) out of order or out of the block's range",
+                layout.entries.len(),
+                crate::display_key(key_bytes)
+            )));
+        }
+        previous = Some(key.clone());
+        layout.entries.push(EntrySpan {
+            key,
+            location,
+            copy: (copy_len > 0).then_some(copy),
+        });
+    }
+    if reader.at != bytes.len() {
+        return Err(corrupted(format!(
+            "{} trailing bytes",
+            bytes.len() - reader.at
+        )));
+    }
+    Ok(())
+}
+
+/// Reads fields of a block as ranges of its bytes, `None` past their end.
+struct SpanReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl SpanReader<'_> {
+    fn take(&mut self, len: usize) -> Option<std::ops::Range<usize>> {
+        let end = self
+            .at
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len())?;
+        let span = self.at..end;
+        self.at = end;
+        Some(span)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let span = self.take(N)?;
+        self.bytes[span].try_into().ok()
+    }
+
+    /// A field after its u16 length.
+    fn short_span(&mut self) -> Option<std::ops::Range<usize>> {
+        let len = u16::from_be_bytes(self.array()?);
+        self.take(usize::from(len))
     }
 }
 
@@ -908,6 +1093,108 @@ mod tests {
         assert!(Latest::decode(b"k", &seal(&payload)).is_err());
     }
 
+    /// A block entry as owned bytes: key, location and copy.
+    type OwnedEntry = (Vec<u8>, Location, Option<Vec<u8>>);
+
+    fn sample_block() -> (Vec<u8>, Vec<OwnedEntry>) {
+        let location = |revision, sub| Location {
+            revision: Revision::new(revision),
+            sub,
+        };
+        let entries = vec![
+            (
+                b"k/1".to_vec(),
+                location(3, 0),
+                Some(b"payload one".to_vec()),
+            ),
+            (b"k/2".to_vec(), location(9, 4), None),
+            (b"k/3".to_vec(), location(1, 0), Some(vec![7; 300])),
+        ];
+        let borrowed: Vec<BlockEntry<'_>> = (entries.iter())
+            .map(|(key, location, copy)| BlockEntry {
+                key,
+                location: *location,
+                copy: copy.as_deref(),
+            })
+            .collect();
+        let block = encode_block(Revision::new(9), Some(b"k/5"), &borrowed);
+        (block, entries)
+    }
+
+    #[test]
+    fn blocks_decode_to_what_was_encoded() {
+        let (block, entries) = sample_block();
+        let mut layout = BlockLayout::default();
+        decode_block(b"k/", &block, &mut layout).unwrap();
+        assert_eq!(layout.built_at, Revision::new(9));
+        assert_eq!(&block[layout.high.clone().unwrap()], b"k/5");
+        let decoded: Vec<_> = (layout.entries.iter())
+            .map(|span| {
+                let copy = span.copy.clone().map(|copy| block[copy].to_vec());
+                (block[span.key.clone()].to_vec(), span.location, copy)
+            })
+            .collect();
+        assert_eq!(decoded, entries);
+        let empty = encode_block(Revision::new(2), None, &[]);
+        decode_block(b"", &empty, &mut layout).unwrap();
+        assert!(layout.entries.is_empty() && layout.high.is_none());
+    }
+
+    #[test]
+    fn a_block_whose_keys_leave_its_range_or_its_order_is_corrupted() {
+        let (block, _) = sample_block();
+        let mut layout = BlockLayout::default();
+        // Its keys start below k/2, and k/3 is not below k/25.
+        for low in [&b"k/2"[..], b"k/3", b"z"] {
+            let error = decode_block(low, &block, &mut layout).unwrap_err();
+            assert!(
+                error.to_string().contains("out of order or out of"),
+                "{error}"
+            );
+        }
+        let narrow = encode_block(
+            Revision::new(1),
+            Some(b"k/25"),
+            &[BlockEntry {
+                key: b"k/3",
+                location: Location {
+                    revision: Revision::new(1),
+                    sub: 0,
+                },
+                copy: None,
+            }],
+        );
+        assert!(decode_block(b"k/", &narrow, &mut layout).is_err());
+        let repeated = BlockEntry {
+            key: b"k/1",
+            location: Location {
+                revision: Revision::new(1),
+                sub: 0,
+            },
+            copy: None,
+        };
+        let twice = encode_block(Revision::new(1), None, &[repeated, repeated]);
+        assert!(decode_block(b"", &twice, &mut layout).is_err());
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_a_block_is_corrupted() {
+        let (block, _) = sample_block();
+        let mut layout = BlockLayout::default();
+        for len in 0..block.len() {
+            let error = decode_block(b"k/", &block[..len], &mut layout).unwrap_err();
+            assert!(matches!(error, Error::Corrupted { .. }), "{error}");
+        }
+        for bit in 0..block.len() * 8 {
+            let mut flipped = block.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                decode_block(b"k/", &flipped, &mut layout).is_err(),
+                "bit {bit}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
@@ -918,6 +1205,11 @@ mod tests {
             tagged.extend_from_slice(&bytes);
             let _ = Record::decode(location, &seal(&tagged));
             let _ = Latest::decode(b"k", &bytes);
+            let mut layout = BlockLayout::default();
+            let _ = decode_block(b"", &bytes, &mut layout);
+            let mut block = vec![BLOCK_TAG_V1];
+            block.extend_from_slice(&bytes);
+            let _ = decode_block(b"", &seal(&block), &mut layout);
             let _ = Meta::CompactedRevision.decode(&bytes);
             let _ = Location::from_record_key(&bytes);
         }

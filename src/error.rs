@@ -362,6 +362,14 @@ impl From<std::io::Error> for StorageError {
 // sled's failures become revkv's own types here, through crate-private helpers rather than
 // `From` impls: a public impl would put sled's types into revkv's API.
 impl StorageError {
+    /// A failure that only its message describes, such as one a background thread kept.
+    pub(crate) fn other(message: String) -> Self {
+        StorageError {
+            message,
+            io_kind: None,
+        }
+    }
+
     pub(crate) fn from_sled(cause: sled::Error) -> Self {
         match cause {
             sled::Error::Io(io) => StorageError::from(io),

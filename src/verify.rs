@@ -10,7 +10,9 @@
 //! 3. records: every record decodes; every revision in (compacted, current] has its changes,
 //!    numbered from 0; every change follows from its previous one (older, same key, consistent
 //!    version) and is reachable from a pointer;
-//! 4. commit times: present for every revision in (compacted, current], never decreasing.
+//! 4. commit times: present for every revision in (compacted, current], never decreasing;
+//! 5. key-order blocks: each decodes, and each copy it holds is of a published record and
+//!    equal to that record while it is stored.
 //!
 //! Writers may go on while it runs: the check reads the visible view of its start, and leaves
 //! alone whatever is written above that revision. Compactions wait, because they delete the
@@ -52,6 +54,8 @@ pub struct VerifyReport {
     pub records: u64,
     /// Commit times read.
     pub commit_times: u64,
+    /// Key-order blocks read.
+    pub key_order_blocks: u64,
     /// What is wrong, in the order found; empty for a healthy store.
     pub findings: Vec<Finding>,
     /// Findings beyond the first thousand, counted but not listed.
@@ -110,6 +114,8 @@ pub enum Check {
     /// A finished compaction left behind nothing it removes: superseded changes, tombstones,
     /// pointers of deleted keys, old commit times.
     Compaction,
+    /// A key-order block decodes, and holds copies only of published records, equal to them.
+    KeyOrderBlocks,
     /// A sled entry of no kind revkv writes.
     UnknownEntry,
 }
@@ -127,6 +133,7 @@ impl Check {
             Check::History => "history",
             Check::Index => "index",
             Check::Compaction => "compaction",
+            Check::KeyOrderBlocks => "key_order_blocks",
             Check::UnknownEntry => "unknown_entry",
         }
     }
@@ -157,8 +164,13 @@ impl fmt::Display for VerifyReport {
         }
         write!(
             f,
-            "): {} live keys, {} latest pointers, {} records, {} commit times: ",
-            self.live_keys, self.latest_pointers, self.records, self.commit_times
+            "): {} live keys, {} latest pointers, {} records, {} commit times, {} key-order \
+             blocks: ",
+            self.live_keys,
+            self.latest_pointers,
+            self.records,
+            self.commit_times,
+            self.key_order_blocks
         )?;
         match self.finding_count() {
             0 => return f.write_str("clean"),
@@ -179,8 +191,9 @@ impl Db {
     /// Checks everything the store holds: that every stored value decodes and matches its
     /// checksum, that revisions are contiguous above the compacted revision with non-decreasing
     /// commit times, that every key's chain of changes is consistent, that the latest pointers
-    /// agree with the records and the in-memory index with the pointers, and that the metadata
-    /// is consistent. Damage is reported as findings, not as an error.
+    /// agree with the records and the in-memory index with the pointers, that the key-order
+    /// blocks hold only true copies, and that the metadata is consistent. Damage is reported as
+    /// findings, not as an error.
     ///
     /// It reads every stored entry once, and the previous change of every record: O(history)
     /// time, plus memory for a location (16 bytes) per stored record. An operator's tool, as
@@ -221,6 +234,7 @@ impl Db {
                 latest_pointers: 0,
                 records: 0,
                 commit_times: 0,
+                key_order_blocks: 0,
                 findings: Vec::new(),
                 omitted_findings: 0,
             },
@@ -230,6 +244,7 @@ impl Db {
         verifier.records(&heads)?;
         verifier.commit_times()?;
         verifier.value_parts()?;
+        verifier.key_order_blocks()?;
         verifier.unknown_entries()?;
         Ok(verifier.report)
     }
@@ -856,9 +871,60 @@ impl Verifier<'_> {
         Ok(())
     }
 
+    /// Blocks are a cache: a stale copy is no finding, a wrong one is. Blocks built after the
+    /// checked revision are left alone, as everything else above it is.
+    fn key_order_blocks(&mut self) -> Result<()> {
+        let mut layout = encoding::BlockLayout::default();
+        for item in self.shared.data.scan_prefix(encoding::block_prefix()) {
+            let (sled_key, bytes) = item.storage()?;
+            self.report.key_order_blocks += 1;
+            let low = &sled_key[1..];
+            if let Err(error) = encoding::decode_block(low, &bytes, &mut layout) {
+                self.undecodable(error)?;
+                continue;
+            }
+            if layout.built_at > self.revision {
+                continue;
+            }
+            for entry in &layout.entries {
+                let at = || format!("key-order block at key {}", display_key(low));
+                let key = display_key(&bytes[entry.key.clone()]);
+                if entry.location.revision > layout.built_at {
+                    let problem = format!(
+                        "key {key} copied at {}, above the block's revision {}",
+                        entry.location, layout.built_at
+                    );
+                    self.found(Check::KeyOrderBlocks, at(), problem);
+                    continue;
+                }
+                let (Some(copy), Some(stored)) = (
+                    entry.copy.clone(),
+                    self.shared
+                        .data
+                        .get(entry.location.record_key())
+                        .storage()?,
+                ) else {
+                    continue;
+                };
+                let Ok(record) = Record::decode(entry.location, &stored) else {
+                    continue; // The record scan reports it.
+                };
+                if record.key != bytes[entry.key.clone()] || stored.get(4..) != Some(&bytes[copy]) {
+                    let problem = format!(
+                        "its copy of key {key} differs from the record at {}",
+                        entry.location
+                    );
+                    self.found(Check::KeyOrderBlocks, at(), problem);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Entries whose first byte is of no kind revkv writes: the ranges between the kinds.
     fn unknown_entries(&mut self) -> Result<()> {
         let mut kinds = [
+            encoding::block_prefix(),
             Latest::prefix(),
             meta_prefix(),
             encoding::part_prefix(),

@@ -18,7 +18,7 @@ use revkv::{Check, Db, Error, ListOptions, Retention, Revision};
 
 use crate::common::{
     flip_a_bit, leave_compaction_unfinished, raw_key, wait_for_sweep, with_raw_tree,
-    write_sample_history, Model,
+    write_sample_history, Model, DAMAGES,
 };
 
 const KEYS: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
@@ -136,22 +136,6 @@ fn targets() -> Vec<Target> {
         ),
     ]
 }
-
-type Damage = (&'static str, fn(&mut Vec<u8>));
-
-const DAMAGES: [Damage; 7] = [
-    ("a flipped bit in the checksum", |bytes| bytes[0] ^= 1),
-    ("a flipped bit in the payload", |bytes| bytes[4] ^= 0x10),
-    ("a flipped last bit", |bytes| {
-        *bytes.last_mut().expect("values are not empty") ^= 0x80;
-    }),
-    ("truncation to nothing", Vec::clear),
-    ("truncation inside the checksum", |bytes| bytes.truncate(3)),
-    ("the last byte cut", |bytes| {
-        bytes.pop();
-    }),
-    ("a trailing byte", |bytes| bytes.push(0)),
-];
 
 /// Whether `error` is corruption reported at `location`.
 fn corrupted_at(error: &Error, location: &str) -> bool {

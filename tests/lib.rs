@@ -2,6 +2,7 @@
 
 mod common;
 
+mod blocks;
 mod compaction;
 mod corruption;
 mod crash;

@@ -11,6 +11,7 @@ use std::ops::ControlFlow;
 
 use sled::IVec;
 
+use super::blocks::BlockScan;
 use super::Shared;
 use crate::encoding::{Change, Latest, Location, Record, StoredValue, Value};
 use crate::error::SledResultExt;
@@ -89,6 +90,15 @@ impl Shared {
         let Some(source) = Source::for_run(run, reverse) else {
             return Ok(());
         };
+        if let (Source::Pointers { low, high }, true) = (source, self.options.key_order_blocks) {
+            let (first, last) = if reverse { (high, low) } else { (low, high) };
+            let scan = BlockScan::new(&self.data, &self.blocks, first, last, revision, reverse)?;
+            if let Some(mut blocks) = scan {
+                let visited = self.visit_through_blocks(&mut blocks, run, revision, visit);
+                blocks.report(&self.blocks);
+                return visited;
+            }
+        }
         let mut scan = source.scan(&self.data, reverse)?;
         for (key, location) in run {
             let (key, location) = (&**key, *location);
@@ -125,6 +135,36 @@ impl Shared {
                 (None, None) => {
                     fetched_record = self.record_bytes(location, revision)?;
                     Record::decode_borrowed(location, &fetched_record)?
+                }
+            };
+            if visit(Candidate::new(key, location, record)?)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// As [`Shared::visit_live`], reading each key's record from the key-order blocks when
+    /// they hold it at the location the view does, and by location otherwise.
+    fn visit_through_blocks(
+        &self,
+        blocks: &mut BlockScan,
+        run: &[(Key, Location)],
+        revision: Revision,
+        mut visit: impl FnMut(Candidate<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        for (key, location) in run {
+            let (key, location) = (&**key, *location);
+            let fetched;
+            let copy = (blocks.find(key, location)?)
+                .and_then(|payload| Record::decode_payload_borrowed(location, payload).ok());
+            let record = match copy {
+                Some(record) => record,
+                None => {
+                    fetched = self.record_bytes(location, revision)?;
+                    Record::decode_borrowed(location, &fetched)?
                 }
             };
             if visit(Candidate::new(key, location, record)?)?.is_break() {

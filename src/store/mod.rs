@@ -1,5 +1,6 @@
 //! The store: the sled database, the write path, durability and restore.
 
+mod blocks;
 mod durable;
 mod live;
 mod recovery;
@@ -57,6 +58,7 @@ pub struct Options {
     pub(crate) compaction_interval: Option<std::time::Duration>,
     pub(crate) paced_compaction: bool,
     pub(crate) resume_compaction: bool,
+    key_order_blocks: bool,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             compaction_interval: None,
             paced_compaction: true,
             resume_compaction: true,
+            key_order_blocks: true,
         }
     }
 }
@@ -156,6 +159,18 @@ impl Options {
         self
     }
 
+    /// Whether lists read live keys from key-order blocks (on by default): copies of the newest
+    /// records of a few dozen neighbouring keys in one sled value each, which a background
+    /// thread builds for the ranges lists read and keeps up to date as they change. A list
+    /// through blocks reads about one sled entry per block instead of one per key; the cost is
+    /// a second copy of the live records on disk and the builder's writes. Off, lists read
+    /// each key's latest pointer, and no block is written or read.
+    #[must_use]
+    pub fn key_order_blocks(mut self, enabled: bool) -> Self {
+        self.key_order_blocks = enabled;
+        self
+    }
+
     /// Opens (or creates) the store in directory `path`.
     ///
     /// # Errors
@@ -211,6 +226,8 @@ pub struct Db {
     pub(crate) shared: Arc<Shared>,
     /// Dropped with the last handle, which stops and joins the background compactor.
     _compactor: Arc<Option<Compactor>>,
+    /// As the compactor: the thread that builds key-order blocks.
+    _block_builder: Arc<Option<blocks::Builder>>,
 }
 
 pub(crate) struct Shared {
@@ -221,6 +238,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     /// Rebuilds of views the cache does not hold; see `index::rebuilds`.
     pub(crate) rebuilds: Rebuilds,
+    /// What lists asked the block builder to build; see `blocks`.
+    pub(crate) blocks: blocks::Requests,
     /// The keys whose latest pointers did not decode when the store opened, each with its newest
     /// change as the records tell it (none: no record is left, so the key does not exist); see
     /// `recovery`.
@@ -363,6 +382,7 @@ impl Db {
             index,
             hub: Hub::new(head),
             rebuilds: Rebuilds::default(),
+            blocks: blocks::Requests::new(options.key_order_blocks),
             damaged_pointers,
             options,
             identity: RwLock::new(identity),
@@ -387,9 +407,12 @@ impl Db {
             poisoned: AtomicBool::new(false),
         });
         let compactor = Compactor::start(&shared);
+        let block_builder =
+            (shared.options.key_order_blocks).then(|| blocks::Builder::start(&shared));
         Ok(Db {
             shared,
             _compactor: Arc::new(compactor),
+            _block_builder: Arc::new(block_builder),
         })
     }
 
@@ -413,6 +436,34 @@ impl Db {
     pub fn flush(&self) -> Result<()> {
         self.shared
             .wait_durable(Revision::new(self.shared.applied.load(Ordering::Acquire)))
+    }
+
+    /// Waits until the key-order blocks that lists have asked for so far are built (see
+    /// [`Options::key_order_blocks`]). Lists never need to wait: until a block is built, they
+    /// read its keys' latest pointers. This is for measuring lists in their steady state, and
+    /// for tests.
+    ///
+    /// ```
+    /// use revkv::{Db, ListOptions};
+    /// let db = Db::temporary()?;
+    /// for i in 0..1000 {
+    ///     db.put(format!("key/{i:04}"), "value")?;
+    /// }
+    /// db.list(&ListOptions::prefix("key/").limit(10))?; // asks for the blocks
+    /// db.settle_blocks()?;
+    /// assert_eq!(db.list(&ListOptions::prefix("key/").limit(10))?.items.len(), 10);
+    /// # Ok::<(), revkv::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the builder's last attempt failed; it tries again at the next
+    /// request.
+    pub fn settle_blocks(&self) -> Result<()> {
+        match self.shared.blocks.settle() {
+            None => Ok(()),
+            Some(failure) => Err(Error::Storage(crate::error::StorageError::other(failure))),
+        }
     }
 
     /// The key's current entry, or `None` when it does not exist.

@@ -432,3 +432,21 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A way to damage a stored value, named.
+pub type Damage = (&'static str, fn(&mut Vec<u8>));
+
+/// Damage every decoder of stored values must notice.
+pub const DAMAGES: [Damage; 7] = [
+    ("a flipped bit in the checksum", |bytes| bytes[0] ^= 1),
+    ("a flipped bit in the payload", |bytes| bytes[4] ^= 0x10),
+    ("a flipped last bit", |bytes| {
+        *bytes.last_mut().expect("values are not empty") ^= 0x80;
+    }),
+    ("truncation to nothing", Vec::clear),
+    ("truncation inside the checksum", |bytes| bytes.truncate(3)),
+    ("the last byte cut", |bytes| {
+        bytes.pop();
+    }),
+    ("a trailing byte", |bytes| bytes.push(0)),
+];

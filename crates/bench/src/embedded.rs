@@ -285,6 +285,20 @@ impl Engine for Revkv {
         })
     }
 
+    fn settle(&self) -> Result<(), Error> {
+        let db = self.db();
+        let mut cursor = self.first();
+        loop {
+            let page = db.list(&cursor.clone().limit(SEEK_STEP))?;
+            match page.continue_token {
+                Some(token) => cursor = self.first().continue_token(token),
+                None => break,
+            }
+        }
+        db.settle_blocks()?;
+        Ok(())
+    }
+
     fn compact(&self) -> Result<(), Error> {
         let db = self.db();
         db.compact(db.current_revision())?;

@@ -79,6 +79,13 @@ pub(super) trait Engine: Lister {
         }
     }
 
+    /// Brings a collection just written to the state one that clients list is in: revkv lists
+    /// it once and waits for the key-order blocks that the list asked for. Peers keep nothing
+    /// of the kind.
+    fn settle(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Compacts away all history below the newest revision; returns when it is done.
     fn compact(&self) -> Result<(), Error>;
 

@@ -239,6 +239,7 @@ pub(super) fn run<E: Engine>(
             ));
         }
         let open = engine.reopen(live)?;
+        engine.settle()?;
         let positions = [0, live / 2, live - limit];
         let mut chunks = Vec::new();
         let mut counts = Vec::new();
