@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use super::engine::{Chunk, Engine, Error, Filtered, Lister, MAX_FILTER_LIMIT};
 use super::report::Open;
 use super::workload::{Item, Workload, Write, LABEL, PREFIX};
-use crate::load::Collection;
+use crate::load::{self, Collection};
 
 /// Seeking a cursor pages through the list in chunks of this size, so that seeking deep into a
 /// large collection never holds more than one such chunk.
@@ -286,17 +286,7 @@ impl Engine for Revkv {
     }
 
     fn settle(&self) -> Result<(), Error> {
-        let db = self.db();
-        let mut cursor = self.first();
-        loop {
-            let page = db.list(&cursor.clone().limit(SEEK_STEP))?;
-            match page.continue_token {
-                Some(token) => cursor = self.first().continue_token(token),
-                None => break,
-            }
-        }
-        db.settle_blocks()?;
-        Ok(())
+        Ok(load::settle(self.db())?)
     }
 
     fn compact(&self) -> Result<(), Error> {

@@ -3,7 +3,7 @@
 //! its keys, the order they are written in, their churn and their values.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use revkv::{Db, Op, Revision, Txn};
+use revkv::{Db, ListOptions, Op, Revision, Txn};
 
 /// Puts per transaction: large enough to amortise a commit, well under `revkv::MAX_TXN_OPS`.
 const BATCH: u64 = 1000;
@@ -38,6 +38,17 @@ pub fn value(seed: u64, size: usize) -> Vec<u8> {
         .take(size)
         .map(|byte| b'a' + byte % 26)
         .collect()
+}
+
+/// Brings a store just written to the state of one that clients list: lists all of it once,
+/// and waits for the key-order blocks that the list asked for.
+pub fn settle(db: &Db) -> revkv::Result<()> {
+    // Without a limit, each chunk is as long as the store allows.
+    let mut options = ListOptions::all();
+    while let Some(token) = db.list(&options)?.continue_token {
+        options = ListOptions::all().continue_token(token);
+    }
+    db.settle_blocks()
 }
 
 /// Puts keys `0..count` under `prefix`, the value of key `i` being `value(i, value_size)`, in

@@ -114,13 +114,15 @@ fn apply(db: &Db, collection: &Collection, changes: &[Change], stride: Option<u6
 
 /// Writes the collection of `keys` keys in the workload's order, then churns it (overwrites
 /// and deletes, but not for `sequential`), labelling one object in `stride` of each namespace
-/// `bench=match` when a stride is given; makes everything durable.
+/// `bench=match` when a stride is given; makes everything durable. Then lists it once and
+/// waits for the key-order blocks that the list asked for, as in a collection clients list.
 pub fn load_collection(db: &Db, keys: u64, stride: Option<u64>) {
     let collection = collection();
     for changes in collection.growth(0, keys) {
         apply(db, &collection, &changes, stride);
     }
     db.flush().expect("flush");
+    load::settle(db).expect("the collection lists and its blocks build");
 }
 
 /// Gives every live key of the collection of `keys` a new value, in the workload's order: one

@@ -103,7 +103,8 @@ impl Served {
     }
 
     /// Grows the collection of `from` objects to `to`: creates the new ones, then PUTs and
-    /// DELETEs their churn over HTTP. The first growth checks that a loaded object is stored
+    /// DELETEs their churn over HTTP, and settles the store (`load::settle`), as one that
+    /// clients list. The first growth checks that a loaded object is stored
     /// as its POST stores it.
     pub(super) fn grow(
         &self,
@@ -138,7 +139,8 @@ impl Served {
             }
             _ => self.create(objects, &indexes)?,
         }
-        self.churn(client, objects, &churn)
+        self.churn(client, objects, &churn)?;
+        Ok(crate::load::settle(&self.db)?)
     }
 
     /// Object `index` as a GET returns it and as the store keeps it (labels and fields), once
