@@ -173,10 +173,7 @@ fn a_damaged_block_costs_reads_nothing_and_is_reported_and_rebuilt() {
                 .open(&path)
                 .expect("opens");
             let mut random = rng(11);
-            // In descending key order, so that lists read the pointers (or blocks), not the log.
-            let ops = (0..1000)
-                .rev()
-                .map(|i| put(&mut random, format!("k/{i:04}")));
+            let ops = (0..1000).map(|i| put(&mut random, format!("k/{i:04}")));
             db.txn(Txn::new().then(ops.collect::<Vec<_>>()))
                 .expect("txn");
             whole(&db, ListOptions::all());

@@ -1,8 +1,10 @@
 //! Reading the live keys of a run of a view: the records of a chunk.
 //!
-//! Every live key's latest pointer carries a copy of its newest record, so the keys that did
-//! not change since the view are read with one sled range scan over the pointers, in key order,
-//! whatever order they were written in; only keys changed since are read from their records by
+//! A run is read through the key-order blocks that cover it (`blocks`), once any are built.
+//! Until then: every live key's latest pointer carries a copy of its newest record, so the keys
+//! that did not change since the view are read with one sled range scan over the pointers, in
+//! key order, whatever order they were written in (or over the records themselves, when they lie
+//! next to each other in the log); only keys changed since are read from their records by
 //! location. Each record is decoded borrowing sled's buffer and offered as a [`Candidate`]: a
 //! chunk tests its labels and fields and weighs it before it copies the value out.
 
@@ -87,11 +89,10 @@ impl Shared {
         reverse: bool,
         mut visit: impl FnMut(Candidate<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let Some(source) = Source::for_run(run, reverse) else {
+        let (Some((first, _)), Some((last, _))) = (run.first(), run.last()) else {
             return Ok(());
         };
-        if let (Source::Pointers { low, high }, true) = (source, self.options.key_order_blocks) {
-            let (first, last) = if reverse { (high, low) } else { (low, high) };
+        if self.options.key_order_blocks {
             let scan = BlockScan::new(&self.data, &self.blocks, first, last, revision, reverse)?;
             if let Some(mut blocks) = scan {
                 let visited = self.visit_through_blocks(&mut blocks, run, revision, visit);
@@ -99,6 +100,9 @@ impl Shared {
                 return visited;
             }
         }
+        let Some(source) = Source::for_run(run, reverse) else {
+            return Ok(());
+        };
         let mut scan = source.scan(&self.data, reverse)?;
         for (key, location) in run {
             let (key, location) = (&**key, *location);

@@ -285,8 +285,10 @@ impl Engine for Revkv {
         })
     }
 
-    fn settle(&self) -> Result<(), Error> {
-        Ok(load::settle(self.db())?)
+    fn settle(&self) -> Result<Option<f64>, Error> {
+        let started = Instant::now();
+        load::settle(self.db())?;
+        Ok(Some(started.elapsed().as_secs_f64()))
     }
 
     fn compact(&self) -> Result<(), Error> {

@@ -80,10 +80,10 @@ pub(super) trait Engine: Lister {
     }
 
     /// Brings a collection just written to the state one that clients list is in: revkv lists
-    /// it once and waits for the key-order blocks that the list asked for. Peers keep nothing
-    /// of the kind.
-    fn settle(&self) -> Result<(), Error> {
-        Ok(())
+    /// it once and waits for the key-order blocks that the list asked for, and says how many
+    /// seconds that took. Peers keep nothing of the kind: `None`.
+    fn settle(&self) -> Result<Option<f64>, Error> {
+        Ok(None)
     }
 
     /// Compacts away all history below the newest revision; returns when it is done.

@@ -101,6 +101,9 @@ pub(super) struct SizeFigures {
     /// (etcd's `count_only` range request).
     pub(super) count_only: Option<Positions>,
     pub(super) open: Option<Open>,
+    /// Seconds to list the collection once and build the key-order blocks that list asked
+    /// for; `None` for engines that keep none.
+    pub(super) settle_seconds: Option<f64>,
 }
 
 /// One latency at each of the three positions of a list: its first chunk, the one in the
@@ -272,6 +275,12 @@ fn figures(engine: &EngineReport, workload: &Workload) -> Vec<(String, Value)> {
             rows.push((
                 format!("count only, {keys} keys, {position}"),
                 Value::Latency(latency),
+            ));
+        }
+        if let Some(seconds) = size.settle_seconds {
+            rows.push((
+                format!("first list and its key-order blocks, {keys} keys"),
+                Value::Seconds(seconds),
             ));
         }
         if let Some(open) = size.open {

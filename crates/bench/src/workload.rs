@@ -239,7 +239,7 @@ pub(super) fn run<E: Engine>(
             ));
         }
         let open = engine.reopen(live)?;
-        engine.settle()?;
+        let settle_seconds = engine.settle()?;
         let positions = [0, live / 2, live - limit];
         let mut chunks = Vec::new();
         let mut counts = Vec::new();
@@ -268,6 +268,7 @@ pub(super) fn run<E: Engine>(
             },
             count_only,
             open,
+            settle_seconds,
         });
     }
     let live = data.listing().live();
