@@ -239,7 +239,7 @@ struct Pending {
 
 impl Pending {
     fn push(&mut self, sled_key: IVec, bytes: IVec, location: Location, copy_at: usize) {
-        self.bytes += sled_key.len() + bytes.len() - copy_at + 18;
+        self.bytes += sled_key.len() + kept(&bytes[copy_at..]).map_or(0, <[u8]>::len) + 18;
         self.pointers.push((sled_key, bytes, location, copy_at));
     }
 
@@ -264,7 +264,7 @@ impl Pending {
                 BlockEntry {
                     key: &sled_key[1..],
                     location: *location,
-                    copy: (copy.len() <= MAX_COPY_LEN).then_some(copy),
+                    copy: kept(copy),
                 }
             })
             .collect();
@@ -274,4 +274,9 @@ impl Pending {
         self.bytes = 0;
         Ok(low)
     }
+}
+
+/// The record copy a block keeps: `None` when it is too long to keep.
+fn kept(copy: &[u8]) -> Option<&[u8]> {
+    (copy.len() <= MAX_COPY_LEN).then_some(copy)
 }
