@@ -18,7 +18,7 @@ use crate::{Error, Result, Revision};
 const PACE_SLICE: Duration = Duration::from_millis(2);
 
 /// How long the builder waits after a failure before it takes the next request.
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+pub(super) const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// The builder thread; dropping it stops the thread and joins it.
 pub(crate) struct Builder {
@@ -87,8 +87,10 @@ fn run(shared: &Shared) {
             Err(error) => {
                 work.failure = Some(error.to_string());
                 requests.idle.notify_all();
-                if !work.stopped {
-                    requests.arrived.wait_for(&mut work, RETRY_PAUSE);
+                // Requests go on arriving meanwhile; only a stop ends the pause early.
+                let resume = Instant::now() + RETRY_PAUSE;
+                while !work.stopped && Instant::now() < resume {
+                    requests.arrived.wait_until(&mut work, resume);
                 }
             }
         }

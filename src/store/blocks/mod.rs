@@ -155,6 +155,31 @@ mod tests {
     }
 
     #[test]
+    fn a_builder_that_fails_says_so_and_stops_when_the_store_closes() {
+        let db = Db::temporary().unwrap();
+        let ops = (0..100)
+            .rev()
+            .map(|i| Op::put(format!("k/{i:03}"), "value"));
+        db.txn(Txn::new().then(ops.collect::<Vec<_>>())).unwrap();
+        // A poisoned store takes no more writes, blocks included.
+        db.shared
+            .poisoned
+            .store(true, std::sync::atomic::Ordering::Release);
+        list_all(&db);
+        let error = db.settle_blocks().unwrap_err();
+        assert!(error.to_string().contains("an earlier write failed"), "{error}");
+        assert_eq!(
+            db.shared.data.scan_prefix(encoding::block_prefix()).count(),
+            0
+        );
+        assert_eq!(db.list(&ListOptions::all()).unwrap().items.len(), 100);
+        // Dropped during the builder's pause after the failure: the drop must not wait it out.
+        let started = std::time::Instant::now();
+        drop(db);
+        assert!(started.elapsed() < super::build::RETRY_PAUSE);
+    }
+
+    #[test]
     fn lists_get_blocks_built_and_rebuilt_once_stale() {
         let db = Db::temporary().unwrap();
         let key = |i: u64| format!("k/{:05}", i * 7919 % 6000);
