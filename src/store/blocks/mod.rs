@@ -167,7 +167,10 @@ mod tests {
             .store(true, std::sync::atomic::Ordering::Release);
         list_all(&db);
         let error = db.settle_blocks().unwrap_err();
-        assert!(error.to_string().contains("an earlier write failed"), "{error}");
+        assert!(
+            error.to_string().contains("an earlier write failed"),
+            "{error}"
+        );
         assert_eq!(
             db.shared.data.scan_prefix(encoding::block_prefix()).count(),
             0
