@@ -192,6 +192,27 @@ pub(crate) fn compacted_away(
         }
 }
 
+/// For tests: a store where key `a` changed twice and its second change names itself as its
+/// previous one, breaking the rule that a previous change is older; and that change's location.
+#[cfg(test)]
+pub(crate) fn store_with_a_change_that_precedes_itself() -> crate::Result<(crate::Db, Location)> {
+    use crate::error::SledResultExt;
+
+    let db = crate::Db::temporary()?;
+    db.put("a", "1")?;
+    let location = Location {
+        revision: db.put("a", "2")?,
+        sub: 0,
+    };
+    let mut record = db.shared.record(location)?.expect("a's second record");
+    record.prev = Some(location);
+    db.shared
+        .data
+        .insert(location.record_key(), Record::encode(&record))
+        .storage()?;
+    Ok((db, location))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

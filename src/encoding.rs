@@ -718,9 +718,9 @@ pub(crate) fn decode_block(low: &[u8], bytes: &[u8], layout: &mut BlockLayout) -
     unseal(bytes).map_err(corrupted)?;
     let mut reader = SpanReader { bytes, at: 4 };
     let truncated = || corrupted("truncated".into());
-    let tag = reader.take(1).ok_or_else(truncated)?;
-    if bytes[tag.start] != BLOCK_TAG_V1 {
-        return Err(corrupted(format!("unknown block tag {}", bytes[tag.start])));
+    let [tag] = reader.array().ok_or_else(truncated)?;
+    if tag != BLOCK_TAG_V1 {
+        return Err(corrupted(format!("unknown block tag {tag}")));
     }
     layout.built_at = Revision::from_key_bytes(reader.array().ok_or_else(truncated)?);
     layout.high = match reader.array::<1>().ok_or_else(truncated)? {

@@ -183,25 +183,14 @@ fn undo(view: &mut View, location: Location, record: Record) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::encoding::{Location, Record};
+    use crate::chain;
+    use crate::encoding::Location;
     use crate::error::SledResultExt;
     use crate::{Db, Revision};
 
     #[test]
     fn a_history_that_does_not_go_back_in_time_is_corruption_not_a_hang() -> crate::Result<()> {
-        let db = Db::temporary()?;
-        db.put("a", "1")?;
-        let second = db.put("a", "2")?;
-        let location = Location {
-            revision: second,
-            sub: 0,
-        };
-        let mut record = db.shared.record(location)?.expect("a's second record");
-        record.prev = Some(location);
-        db.shared
-            .data
-            .insert(location.record_key(), Record::encode(&record))
-            .storage()?;
+        let (db, _) = chain::store_with_a_change_that_precedes_itself()?;
         let error = db.get_at("a", Revision::new(1)).unwrap_err();
         assert_eq!(error.reason(), "Corrupted", "{error}");
         assert!(!db.verify()?.findings.is_empty());

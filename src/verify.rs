@@ -886,35 +886,42 @@ impl Verifier<'_> {
             if layout.built_at > self.revision {
                 continue;
             }
+            let at = format!("key-order block at key {}", display_key(low));
             for entry in &layout.entries {
-                let at = || format!("key-order block at key {}", display_key(low));
-                let key = display_key(&bytes[entry.key.clone()]);
+                let key = &bytes[entry.key.clone()];
                 if entry.location.revision > layout.built_at {
                     let problem = format!(
-                        "key {key} copied at {}, above the block's revision {}",
-                        entry.location, layout.built_at
+                        "key {} copied at {}, above the block's revision {}",
+                        display_key(key),
+                        entry.location,
+                        layout.built_at
                     );
-                    self.found(Check::KeyOrderBlocks, at(), problem);
+                    self.found(Check::KeyOrderBlocks, at.clone(), problem);
                     continue;
                 }
-                let (Some(copy), Some(stored)) = (
-                    entry.copy.clone(),
-                    self.shared
-                        .data
-                        .get(entry.location.record_key())
-                        .storage()?,
-                ) else {
+                let Some(copy) = entry.copy.clone() else {
+                    continue;
+                };
+                // A missing record was compacted away; a damaged one the record scan reports.
+                let Some(stored) = self
+                    .shared
+                    .data
+                    .get(entry.location.record_key())
+                    .storage()?
+                else {
                     continue;
                 };
                 let Ok(record) = Record::decode(entry.location, &stored) else {
-                    continue; // The record scan reports it.
+                    continue;
                 };
-                if record.key != bytes[entry.key.clone()] || stored.get(4..) != Some(&bytes[copy]) {
+                // A record that decodes has its 4-byte checksum first.
+                if record.key != key || stored[4..] != bytes[copy] {
                     let problem = format!(
-                        "its copy of key {key} differs from the record at {}",
+                        "its copy of key {} differs from the record at {}",
+                        display_key(key),
                         entry.location
                     );
-                    self.found(Check::KeyOrderBlocks, at(), problem);
+                    self.found(Check::KeyOrderBlocks, at.clone(), problem);
                 }
             }
         }

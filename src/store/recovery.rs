@@ -186,25 +186,15 @@ pub(super) fn find_latest(
 #[cfg(test)]
 mod tests {
     use super::roll_back_after;
-    use crate::encoding::{Latest, Location, Record};
-    use crate::error::SledResultExt;
-    use crate::{Db, Revision};
+    use crate::chain;
+    use crate::encoding::{Latest, Location};
+    use crate::Revision;
 
     #[test]
     fn a_rolled_back_record_whose_previous_change_is_itself_ends_the_walk() -> crate::Result<()> {
-        let db = Db::temporary()?;
-        db.put("a", "1")?;
-        let second = db.put("a", "2")?;
-        let location = Location {
-            revision: second,
-            sub: 0,
-        };
-        let mut record = db.shared.record(location)?.expect("a's second record");
-        record.prev = Some(location);
+        let (db, location) = chain::store_with_a_change_that_precedes_itself()?;
         let data = &db.shared.data;
-        data.insert(location.record_key(), Record::encode(&record))
-            .storage()?;
-        let first = Revision::new(second.get() - 1);
+        let first = Revision::new(location.revision.get() - 1);
         let restored = roll_back_after(data, first, vec![b"a".to_vec()])?;
         let expected = Latest {
             location: Location {

@@ -109,7 +109,7 @@ fn perform(shared: &Shared, job: Job, stopped: &dyn Fn() -> bool) -> Result<()> 
     let data = &shared.data;
     match job {
         Job::BelowLowest => {
-            let lowest = block_after(data, Bound::Unbounded)?;
+            let lowest = block_after(data, None)?;
             if lowest.as_deref() == Some(&[][..]) {
                 return Ok(());
             }
@@ -124,7 +124,7 @@ fn perform(shared: &Shared, job: Job, stopped: &dyn Fn() -> bool) -> Result<()> 
             if decoded.is_ok() && layout.built_at >= revision {
                 return Ok(()); // Built again since; what the reader missed changed later.
             }
-            let mut high = block_after(data, Bound::Excluded(&low))?;
+            let mut high = block_after(data, Some(&low))?;
             // A block left small by deletes takes in its successor, if that is small too.
             if let Some(next) = high.as_deref() {
                 let next_len = data
@@ -132,7 +132,7 @@ fn perform(shared: &Shared, job: Job, stopped: &dyn Fn() -> bool) -> Result<()> 
                     .storage()?
                     .map_or(0, |v| v.len());
                 if bytes.len() + next_len < BLOCK_BYTES / 2 {
-                    high = block_after(data, Bound::Excluded(next))?;
+                    high = block_after(data, Some(next))?;
                 }
             }
             rebuild(shared, &low, high.as_deref(), stopped)
@@ -140,12 +140,11 @@ fn perform(shared: &Shared, job: Job, stopped: &dyn Fn() -> bool) -> Result<()> 
     }
 }
 
-/// The low key of the first block after `after` (the lowest block, when unbounded).
-fn block_after(data: &sled::Tree, after: Bound<&[u8]>) -> Result<Option<Vec<u8>>> {
+/// The low key of the first block after the one at `after` (the lowest block, when `None`).
+fn block_after(data: &sled::Tree, after: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
     let start = match after {
-        Bound::Unbounded => Bound::Included(encoding::block_prefix().to_vec()),
-        Bound::Included(low) => Bound::Included(encoding::block_key(low)),
-        Bound::Excluded(low) => Bound::Excluded(encoding::block_key(low)),
+        None => Bound::Included(encoding::block_prefix().to_vec()),
+        Some(low) => Bound::Excluded(encoding::block_key(low)),
     };
     let found = data
         .range::<Vec<u8>, _>((start, Bound::Unbounded))
@@ -183,6 +182,14 @@ fn rebuild(
     let mut upper = high.map(<[u8]>::to_vec);
     let mut paced = Instant::now();
     for item in data.range(bounds(Latest::sled_key, low, high)).rev() {
+        // Checked per pointer, not per block: a range may hold long runs of tombstones.
+        if paced.elapsed() >= PACE_SLICE {
+            if stopped() {
+                return Ok(());
+            }
+            std::thread::sleep(paced.elapsed());
+            paced = Instant::now();
+        }
         let (sled_key, bytes) = item.storage()?;
         let Ok((latest, Some(copy))) = Latest::decode_with_record(&sled_key[1..], &bytes) else {
             continue; // A tombstone, or a damaged pointer: its key is read by location.
@@ -194,13 +201,6 @@ fn rebuild(
             let block_low = pending.write(data, built_at, upper.as_deref())?;
             written.insert(block_low.clone());
             upper = Some(block_low);
-            if stopped() {
-                return Ok(());
-            }
-            if paced.elapsed() >= PACE_SLICE {
-                std::thread::sleep(paced.elapsed());
-                paced = Instant::now();
-            }
         }
         let copy_at = bytes.len() - copy.len() + 4;
         pending.push(sled_key, bytes, latest.location, copy_at);

@@ -1,5 +1,7 @@
 //! A run's read through the key-order blocks that cover it.
 
+use std::ops::Bound;
+
 use sled::IVec;
 
 use super::{Requests, STALE_SHARE};
@@ -49,7 +51,7 @@ impl BlockScan {
     ) -> Result<Option<BlockScan>> {
         let start = encoding::block_key(first);
         let Some(floor) = data
-            .range(encoding::block_prefix().to_vec()..=start.clone())
+            .range(encoding::block_prefix().to_vec()..=start)
             .next_back()
             .transpose()
             .storage()?
@@ -57,10 +59,15 @@ impl BlockScan {
             requests.build_below_lowest();
             return Ok(None);
         };
+        // The floor block is the scan's first; the range holds the ones after it.
+        let after_floor = Bound::Excluded(floor.0.to_vec());
         let range = if reverse {
-            data.range(encoding::block_prefix().to_vec()..=start)
+            data.range((
+                Bound::Included(encoding::block_prefix().to_vec()),
+                after_floor,
+            ))
         } else {
-            data.range(floor.0.to_vec()..=encoding::block_key(last))
+            data.range((after_floor, Bound::Included(encoding::block_key(last))))
         };
         let mut scan = BlockScan {
             range,
@@ -74,7 +81,9 @@ impl BlockScan {
             stale: Vec::new(),
             below_lowest: false,
         };
-        scan.advance()?;
+        if !scan.enter(Some(floor)) {
+            scan.advance()?;
+        }
         Ok(Some(scan))
     }
 
@@ -160,16 +169,24 @@ impl BlockScan {
             } else {
                 self.range.next()
             };
-            self.current = next.transpose().storage()?;
-            (self.position, self.wanted, self.missed) = (0, 0, 0);
-            let Some((sled_key, bytes)) = &self.current else {
+            if self.enter(next.transpose().storage()?) {
                 return Ok(());
-            };
-            match encoding::decode_block(&sled_key[1..], bytes, &mut self.layout) {
-                Ok(()) => return Ok(()),
-                Err(_) => self.stale.push(sled_key[1..].to_vec()),
             }
         }
+    }
+
+    /// Makes `block` the current one; false, after reporting it, when it does not decode.
+    fn enter(&mut self, block: Option<(IVec, IVec)>) -> bool {
+        self.current = block;
+        (self.position, self.wanted, self.missed) = (0, 0, 0);
+        let Some((sled_key, bytes)) = &self.current else {
+            return true;
+        };
+        let decoded = encoding::decode_block(&sled_key[1..], bytes, &mut self.layout).is_ok();
+        if !decoded {
+            self.stale.push(sled_key[1..].to_vec());
+        }
+        decoded
     }
 
     fn finish_block(&mut self) {
