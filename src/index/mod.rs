@@ -20,8 +20,7 @@ pub(crate) mod tree;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use parking_lot::RwLock;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::encoding::Location;
 use crate::Revision;
@@ -52,7 +51,13 @@ impl View {
 }
 
 pub(crate) struct Index {
-    state: RwLock<State>,
+    /// Every hold is a few pointer moves: views are cloned, never copied, and views that are
+    /// let go are dropped after the lock is released. The lock is std's, not parking_lot's:
+    /// parking_lot's read-write lock makes readers queue behind a writer that is waiting, and
+    /// its mutex hands itself to a waiter that has waited long enough, so a chunk could wait
+    /// for a writer thread that has been woken but not yet run, which on a busy machine is
+    /// milliseconds. std's mutex is never handed over: whoever runs first takes it.
+    state: Mutex<State>,
     /// Bumped on every pin lookup; the least recently used of equally costly pins goes first.
     clock: AtomicU64,
 }
@@ -100,11 +105,15 @@ impl State {
     /// costly ones the least recently used. Views pinned at or near the newest revision cost
     /// almost nothing, so the lists of ordinary clients keep their snapshots while lists
     /// started at old revisions, which hold the most, give way.
-    fn enforce_limits(&mut self) {
+    ///
+    /// Returns the evicted views, for the caller to drop once it has released the lock.
+    #[must_use]
+    fn enforce_limits(&mut self) -> Vec<Pinned> {
         let mut charges = self.charges();
         let mut total: usize = charges.iter().map(|(_, bytes, _)| bytes).sum();
+        let mut evicted = Vec::new();
         if charges.len() <= self.limits.count && total <= self.limits.bytes {
-            return;
+            return evicted;
         }
         charges.sort_by_key(|&(_, bytes, last_used)| (std::cmp::Reverse(bytes), last_used));
         let mut count = charges.len();
@@ -112,17 +121,18 @@ impl State {
             if count <= self.limits.count && total <= self.limits.bytes {
                 break;
             }
-            self.pinned.remove(&revision);
+            evicted.extend(self.pinned.remove(&revision));
             count -= 1;
             total -= bytes;
         }
+        evicted
     }
 }
 
 impl Index {
     pub(crate) fn new(visible: View, limits: PinLimits) -> Self {
         Index {
-            state: RwLock::new(State {
+            state: Mutex::new(State {
                 visible,
                 pending: VecDeque::new(),
                 pinned: BTreeMap::new(),
@@ -135,37 +145,51 @@ impl Index {
         }
     }
 
+    /// A panic while the lock was held leaves a state as valid as any other: the only change
+    /// that takes more than one step is eviction, and a half-done one leaves fewer pins.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The newest view readers may see.
     pub(crate) fn visible(&self) -> View {
-        self.state.read().visible.clone()
+        self.lock().visible.clone()
     }
 
     /// Queues a view applied to sled; it becomes visible at [`Index::publish_through`].
     pub(crate) fn stage(&self, view: View) {
-        let mut state = self.state.write();
+        let mut state = self.lock();
         debug_assert!(state.newest().revision < view.revision);
         state.pending.push_back(view);
         // Every change the pinned views did not see makes them hold more.
-        if !state.pinned.is_empty() {
-            state.enforce_limits();
-        }
+        let evicted = if state.pinned.is_empty() {
+            Vec::new()
+        } else {
+            state.enforce_limits()
+        };
+        drop(state);
+        drop(evicted);
     }
 
     /// Makes every staged view up to `revision` visible.
     pub(crate) fn publish_through(&self, revision: Revision) {
-        let mut state = self.state.write();
-        while state
+        let mut state = self.lock();
+        let published = state
             .pending
-            .front()
-            .is_some_and(|view| view.revision <= revision)
-        {
-            state.visible = state.pending.pop_front().expect("front was just checked");
+            .iter()
+            .take_while(|view| view.revision <= revision)
+            .count();
+        let mut retired: Vec<View> = state.pending.drain(..published).collect();
+        if let Some(newest) = retired.pop() {
+            retired.push(std::mem::replace(&mut state.visible, newest));
         }
+        drop(state);
+        drop(retired);
     }
 
     /// The view pinned at `revision`, if the visible view or the cache has it.
     pub(crate) fn pinned(&self, revision: Revision) -> Option<View> {
-        let state = self.state.read();
+        let state = self.lock();
         if state.visible.revision == revision {
             return Some(state.visible.clone());
         }
@@ -179,7 +203,7 @@ impl Index {
     /// The oldest view newer than `revision` that is at hand: the starting point for rebuilding
     /// the view at `revision` by undoing the writes in between.
     pub(crate) fn nearest_above(&self, revision: Revision) -> View {
-        let state = self.state.read();
+        let state = self.lock();
         state
             .pinned
             .range(revision.next()..)
@@ -190,12 +214,13 @@ impl Index {
     /// Keeps `view` so later chunks of a list started at its revision find it, unless that
     /// would take the cache over its limits (see [`State::enforce_limits`]).
     pub(crate) fn pin(&self, view: View) {
+        let mut state = self.lock();
         // Later chunks of a list find their view pinned already; [`Index::pinned`] has
         // recorded the use.
-        if self.state.read().pinned.contains_key(&view.revision) {
+        if state.pinned.contains_key(&view.revision) {
+            drop(state);
             return;
         }
-        let mut state = self.state.write();
         let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
         state.pinned.insert(
             view.revision,
@@ -204,20 +229,23 @@ impl Index {
                 last_used: AtomicU64::new(now),
             },
         );
-        state.enforce_limits();
+        let evicted = state.enforce_limits();
+        drop(state);
+        drop(evicted);
     }
 
     /// Drops pinned views below `compacted`: no read may use them any more.
     pub(crate) fn release_below(&self, compacted: Revision) {
-        self.state
-            .write()
-            .pinned
-            .retain(|revision, _| *revision >= compacted);
+        let mut state = self.lock();
+        let kept = state.pinned.split_off(&compacted);
+        let released = std::mem::replace(&mut state.pinned, kept);
+        drop(state);
+        drop(released);
     }
 
     /// How many views the cache holds, and the bytes they are charged.
     pub(crate) fn pinned_usage(&self) -> (usize, usize) {
-        let state = self.state.read();
+        let state = self.lock();
         let bytes = state.charges().iter().map(|(_, bytes, _)| bytes).sum();
         (state.pinned.len(), bytes)
     }
