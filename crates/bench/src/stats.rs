@@ -17,7 +17,7 @@ pub(super) struct Budget {
 }
 
 /// Even a slow operation is sampled this often, so that a percentile means something.
-const MIN_SAMPLES: usize = 5;
+pub(super) const MIN_SAMPLES: usize = 5;
 
 fn serialize_seconds<S: serde::Serializer>(
     time: &Duration,

@@ -6,7 +6,7 @@
 //! report exactly the items after it, a full list must return every live key. A store that
 //! answered wrongly would otherwise look fast.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -373,21 +373,33 @@ pub(super) fn chunk_latency<L: Lister>(
     listing: &Listing,
     position: u64,
 ) -> Result<Latency, Error> {
-    let limit = listing.limit;
     let cursor = cursor_at(lister, listing, position)?;
+    let durations = chunk_durations(lister, listing, position, &cursor, listing.budget)?;
+    Ok(Latency::of(durations))
+}
+
+/// Times the chunk at `cursor`, `position` items into the list, for `budget`.
+fn chunk_durations<L: Lister>(
+    lister: &L,
+    listing: &Listing,
+    position: u64,
+    cursor: &Option<L::Cursor>,
+    budget: Budget,
+) -> Result<Vec<Duration>, Error> {
+    let limit = listing.limit;
     let progress = stats::spinner(format!(
         "{}: chunk at {position} of {} keys",
         lister.name(),
         listing.live()
     ));
-    let (durations, _) = stats::sample(listing.budget, &progress, || {
+    let (durations, _) = stats::sample(budget, &progress, || {
         let cursor = cursor.clone().unwrap_or_else(|| lister.first());
         let chunk = lister.chunk(&cursor, limit)?;
         listing.check_chunk(lister.name(), limit, position, chunk.items, chunk.remaining)?;
         Ok(1)
     })?;
     progress.finish_and_clear();
-    Ok(Latency::of(durations))
+    Ok(durations)
 }
 
 /// The latency of the count alone of the items from `position` on, where the engine asks for
@@ -522,64 +534,127 @@ pub(super) fn whole_lists<L: Lister>(
     ))
 }
 
-/// The chunk at `position`, quiet, then while another thread makes durable single puts outside
-/// the listed collection as fast as it can, then beside a thread that only computes.
+/// In how many rounds the chunks of [`contended_chunk`] are timed.
+const CONTENDED_ROUNDS: u32 = 10;
+
+/// What runs beside the chunks [`contended_chunk`] times.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Beside {
+    Nothing,
+    Writer,
+    Spinner,
+    /// The helpers end.
+    Done,
+}
+
+impl Beside {
+    fn load(phase: &AtomicU8) -> Beside {
+        match phase.load(Ordering::Acquire) {
+            0 => Beside::Nothing,
+            1 => Beside::Writer,
+            2 => Beside::Spinner,
+            _ => Beside::Done,
+        }
+    }
+}
+
+/// The chunk at `position` quiet, while another thread makes durable single puts outside the
+/// listed collection as fast as it can, and beside a thread that only computes. The three
+/// alternate in [`CONTENDED_ROUNDS`] rounds, each a tenth of the budget, so that the machine's
+/// own drift (its neighbours, its clock, its page cache) falls on all three alike.
 fn contended_chunk<E: Engine>(
     engine: &E,
     data: &Data,
     name: &'static str,
     position: u64,
 ) -> Result<Contended, Error> {
-    let quiet = chunk_latency(engine, &data.listing(), position)?;
+    let listing = data.listing();
+    let cursor = cursor_at(engine, &listing, position)?;
+    let round = Budget {
+        samples: listing.budget.samples.div_ceil(CONTENDED_ROUNDS as usize),
+        time: listing.budget.time / CONTENDED_ROUNDS,
+    };
     let prefix = format!("{WRITES_PREFIX}beside-{name}/");
-    let stop = AtomicBool::new(false);
-    let (beside, puts) = thread::scope(|scope| {
-        let writer = scope.spawn(|| -> Result<Throughput, Error> {
-            let started = Instant::now();
+    let phase = AtomicU8::new(Beside::Nothing as u8);
+    let [puts_begun, puts_ended] = [(); 2].map(|()| AtomicUsize::new(0));
+    let [mut quiet, mut beside_writer, mut beside_spinner] = [(); 3].map(|()| Vec::new());
+    let mut writing = Duration::ZERO;
+    let (timed, puts) = thread::scope(|scope| {
+        let (phase, puts_begun, puts_ended) = (&phase, &puts_begun, &puts_ended);
+        let writer = scope.spawn(|| -> Result<Vec<Duration>, Error> {
             let mut durations = Vec::new();
-            // At least one put, even when the chunks are done before it.
             for index in 0.. {
-                let item = data.workload.item(&prefix, index);
-                let began = Instant::now();
-                engine.put(&item)?;
-                durations.push(began.elapsed());
-                if stop.load(Ordering::Acquire) {
-                    break;
+                match Beside::load(phase) {
+                    Beside::Writer => {
+                        let item = data.workload.item(&prefix, index);
+                        puts_begun.fetch_add(1, Ordering::Release);
+                        let began = Instant::now();
+                        engine.put(&item)?;
+                        durations.push(began.elapsed());
+                        puts_ended.fetch_add(1, Ordering::Release);
+                    }
+                    Beside::Done => break,
+                    Beside::Nothing | Beside::Spinner => thread::park(),
                 }
             }
-            Ok(Throughput::of(
-                durations.len() as u64,
-                started.elapsed(),
-                durations,
-            ))
+            Ok(durations)
         });
-        let beside = chunk_latency(engine, &data.listing(), position);
-        stop.store(true, Ordering::Release);
+        let spinner = scope.spawn(|| {
+            let mut state = 1u64;
+            loop {
+                match Beside::load(phase) {
+                    Beside::Spinner => {
+                        state =
+                            std::hint::black_box(state.wrapping_mul(6_364_136_223_846_793_005) + 1);
+                    }
+                    Beside::Done => break,
+                    Beside::Nothing | Beside::Writer => thread::park(),
+                }
+            }
+        });
+        let beside = |what: Beside| -> Result<Vec<Duration>, Error> {
+            let begun = puts_begun.load(Ordering::Acquire);
+            phase.store(what as u8, Ordering::Release);
+            writer.thread().unpark();
+            spinner.thread().unpark();
+            // Timed only once the writer is writing, so that every round has it beside, and,
+            // in the other rounds, once its last put is done.
+            let settled = || match what {
+                Beside::Writer => puts_begun.load(Ordering::Acquire) != begun,
+                _ => puts_ended.load(Ordering::Acquire) == puts_begun.load(Ordering::Acquire),
+            };
+            while !settled() && !writer.is_finished() {
+                thread::yield_now();
+            }
+            chunk_durations(engine, &listing, position, &cursor, round)
+        };
+        let timed = (0..CONTENDED_ROUNDS).try_for_each(|_| -> Result<(), Error> {
+            quiet.extend(beside(Beside::Nothing)?);
+            let began = Instant::now();
+            beside_writer.extend(beside(Beside::Writer)?);
+            writing += began.elapsed();
+            beside_spinner.extend(beside(Beside::Spinner)?);
+            Ok(())
+        });
+        phase.store(Beside::Done as u8, Ordering::Release);
+        writer.thread().unpark();
+        spinner.thread().unpark();
         let puts = writer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (beside, puts)
+        (timed, puts)
     });
-    let spinning = AtomicBool::new(true);
-    let beside_spinner = thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut state = 1u64;
-            while spinning.load(Ordering::Relaxed) {
-                state = std::hint::black_box(state.wrapping_mul(6_364_136_223_846_793_005) + 1);
-            }
-        });
-        let beside = chunk_latency(engine, &data.listing(), position);
-        spinning.store(false, Ordering::Relaxed);
-        beside
-    });
+    timed?;
+    let puts = puts?;
     Ok(Contended {
         keys: data.keys,
         position: name,
         depth: position,
-        quiet,
-        beside_writer: beside?,
-        beside_spinner: beside_spinner?,
-        puts: puts?,
+        quiet: Latency::of(quiet),
+        beside_writer: Latency::of(beside_writer),
+        beside_spinner: Latency::of(beside_spinner),
+        puts: Throughput::of(puts.len() as u64, writing, puts),
     })
 }
 
@@ -787,6 +862,30 @@ mod tests {
         let (old, new) = (data.item(7, 0), data.item(7, REWRITE_VERSION));
         assert_eq!(old.key, new.key);
         assert_ne!(old.value, new.value);
+    }
+
+    #[test]
+    fn a_contended_chunk_is_timed_in_every_round_of_each_kind_beside_a_writing_writer() {
+        let workload = workload(0.01);
+        let engine = crate::embedded::Revkv::create(&workload).expect("a store");
+        let mut data = data(&workload, Shape::Interleaved, 0);
+        grow(&engine, &mut data, 2_000).expect("loaded");
+        let contended =
+            contended_chunk(&engine, &data, "middle", data.listing().live() / 2).expect("measured");
+        let rounds = CONTENDED_ROUNDS as usize;
+        for latency in [
+            contended.quiet,
+            contended.beside_writer,
+            contended.beside_spinner,
+        ] {
+            // The budget has no time, so each round takes the fewest samples a figure may.
+            assert_eq!(latency.samples, rounds * stats::MIN_SAMPLES);
+        }
+        assert!(
+            contended.puts.count >= rounds as u64,
+            "a put in every round"
+        );
+        assert_eq!(contended.puts.latency.samples as u64, contended.puts.count);
     }
 
     #[test]
