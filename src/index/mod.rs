@@ -58,7 +58,7 @@ pub(crate) struct Index {
     /// for a writer thread that has been woken but not yet run, which on a busy machine is
     /// milliseconds. std's mutex is never handed over: whoever runs first takes it.
     state: Mutex<State>,
-    /// Bumped on every pin lookup; the least recently used of equally costly pins goes first.
+    /// Bumped on every pin and pin lookup: over the count, the least recently used pin goes.
     clock: AtomicU64,
 }
 
@@ -101,28 +101,38 @@ impl State {
             .collect()
     }
 
-    /// Evicts pins until the cache is within its limits: the costliest first, and among equally
-    /// costly ones the least recently used. Views pinned at or near the newest revision cost
-    /// almost nothing, so the lists of ordinary clients keep their snapshots while lists
-    /// started at old revisions, which hold the most, give way.
+    /// Evicts pins until the cache is within its limits, and returns them, for the caller to
+    /// drop once it has released the lock.
     ///
-    /// Returns the evicted views, for the caller to drop once it has released the lock.
+    /// Over the count, the least recently used go, whatever they hold: a list keeps its
+    /// snapshot while fewer lists than the count start between two of its chunks, however old
+    /// it is, and the pins that go are those of lists abandoned or read most slowly. Over the
+    /// bytes, the costliest
+    /// go first, and among equally costly ones the least recently used: views pinned at or near
+    /// the newest revision cost almost nothing, so the lists of ordinary clients keep their
+    /// snapshots while lists started at old revisions, which hold the most, give way.
     #[must_use]
     fn enforce_limits(&mut self) -> Vec<Pinned> {
+        let mut evicted = Vec::new();
+        while self.pinned.len() > self.limits.count {
+            let least_recent = self
+                .pinned
+                .iter()
+                .min_by_key(|(_, pinned)| pinned.last_used.load(Ordering::Relaxed))
+                .map(|(revision, _)| *revision);
+            evicted.extend(least_recent.and_then(|revision| self.pinned.remove(&revision)));
+        }
         let mut charges = self.charges();
         let mut total: usize = charges.iter().map(|(_, bytes, _)| bytes).sum();
-        let mut evicted = Vec::new();
-        if charges.len() <= self.limits.count && total <= self.limits.bytes {
+        if total <= self.limits.bytes {
             return evicted;
         }
         charges.sort_by_key(|&(_, bytes, last_used)| (std::cmp::Reverse(bytes), last_used));
-        let mut count = charges.len();
         for (revision, bytes, _) in charges {
-            if count <= self.limits.count && total <= self.limits.bytes {
+            if total <= self.limits.bytes {
                 break;
             }
             evicted.extend(self.pinned.remove(&revision));
-            count -= 1;
             total -= bytes;
         }
         evicted
@@ -346,6 +356,23 @@ mod tests {
         assert!(bytes <= whole + whole / 2);
         assert!(index.pinned(Revision::new(99)).is_some());
         assert!(index.pinned(Revision::new(98)).is_some());
+    }
+
+    #[test]
+    fn over_its_count_the_cache_keeps_an_old_view_that_is_in_use() {
+        let index = Index::new(sized(1_000, 1_000, 1_000), counted(4));
+        index.pin(sized(10, 1_000, 10));
+        for revision in 1_001..1_100 {
+            index.stage(sized(revision, 1_000, revision as i64));
+            index.publish_through(Revision::new(revision));
+            index.pin(sized(revision, 1_000, revision as i64));
+            assert!(
+                index.pinned(Revision::new(10)).is_some(),
+                "the old list's next chunk finds its view after {revision}"
+            );
+            assert!(index.pinned_usage().0 <= 4);
+        }
+        assert!(index.pinned(Revision::new(1_050)).is_none(), "unused");
     }
 
     #[test]

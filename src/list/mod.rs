@@ -103,12 +103,18 @@ impl Db {
             })
         };
         let revision = match &resumed {
-            Some(token) => token.revision,
-            None => options.revision.unwrap_or_else(|| self.current_revision()),
+            Some(token) => Some(token.revision),
+            None => options.revision,
         };
         let resume_after = resumed.as_ref().map(|token| token.position.as_slice());
+        // A new list takes the visible view itself: asking for it by its revision could find
+        // a newer one published in between, and rebuild the older one.
+        let view = match revision {
+            Some(revision) => self.shared.view_at(revision),
+            None => Ok(self.shared.index.visible()),
+        };
         // The revision may be compacted while the chunk reads it, not only before.
-        let read = self.shared.view_at(revision).and_then(|view| {
+        let read = view.and_then(|view| {
             let chunk = chunk::read(&self.shared, &view, options, resume_after, limit)?;
             Ok((view, chunk))
         });

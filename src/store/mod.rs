@@ -86,8 +86,9 @@ impl Options {
         self
     }
 
-    /// How many list snapshots stay in memory (64 by default). A list whose snapshot was evicted
-    /// still continues correctly: its next chunk rebuilds the snapshot from the revision log.
+    /// How many list snapshots stay in memory (64 by default); over it, the least recently
+    /// used is evicted. A list whose snapshot was evicted still continues correctly: its next
+    /// chunk rebuilds the snapshot from the revision log.
     #[must_use]
     pub fn pinned_snapshots(mut self, count: usize) -> Self {
         self.pinned_snapshots = count.max(1);
