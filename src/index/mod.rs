@@ -90,15 +90,12 @@ impl State {
     }
 
     /// The bytes each pinned view is charged, by revision.
-    fn charges(&self) -> Vec<(Revision, usize, u64)> {
+    fn charges(&self) -> impl Iterator<Item = (Revision, usize, u64)> + '_ {
         let newest = self.newest();
-        self.pinned
-            .iter()
-            .map(|(revision, pinned)| {
-                let bytes = pinned.view.bytes_apart_from(newest);
-                (*revision, bytes, pinned.last_used.load(Ordering::Relaxed))
-            })
-            .collect()
+        self.pinned.iter().map(|(revision, pinned)| {
+            let bytes = pinned.view.bytes_apart_from(newest);
+            (*revision, bytes, pinned.last_used.load(Ordering::Relaxed))
+        })
     }
 
     /// Evicts pins until the cache is within its limits, and returns them, for the caller to
@@ -107,10 +104,13 @@ impl State {
     /// Over the count, the least recently used go, whatever they hold: a list keeps its
     /// snapshot while fewer lists than the count start between two of its chunks, however old
     /// it is, and the pins that go are those of lists abandoned or read most slowly. Over the
-    /// bytes, the costliest
-    /// go first, and among equally costly ones the least recently used: views pinned at or near
-    /// the newest revision cost almost nothing, so the lists of ordinary clients keep their
-    /// snapshots while lists started at old revisions, which hold the most, give way.
+    /// bytes, the costliest go first, and among equally costly ones the least recently used:
+    /// views pinned at or near the newest revision cost almost nothing, so the lists of ordinary
+    /// clients keep their snapshots while lists started at old revisions, which hold the most,
+    /// give way.
+    ///
+    /// Every write calls this while any view is pinned, so within the limits it only adds up
+    /// the charges.
     #[must_use]
     fn enforce_limits(&mut self) -> Vec<Pinned> {
         let mut evicted = Vec::new();
@@ -122,11 +122,11 @@ impl State {
                 .map(|(revision, _)| *revision);
             evicted.extend(least_recent.and_then(|revision| self.pinned.remove(&revision)));
         }
-        let mut charges = self.charges();
-        let mut total: usize = charges.iter().map(|(_, bytes, _)| bytes).sum();
+        let mut total: usize = self.charges().map(|(_, bytes, _)| bytes).sum();
         if total <= self.limits.bytes {
             return evicted;
         }
+        let mut charges: Vec<_> = self.charges().collect();
         charges.sort_by_key(|&(_, bytes, last_used)| (std::cmp::Reverse(bytes), last_used));
         for (revision, bytes, _) in charges {
             if total <= self.limits.bytes {
@@ -228,7 +228,6 @@ impl Index {
         // Later chunks of a list find their view pinned already; [`Index::pinned`] has
         // recorded the use.
         if state.pinned.contains_key(&view.revision) {
-            drop(state);
             return;
         }
         let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
@@ -256,7 +255,7 @@ impl Index {
     /// How many views the cache holds, and the bytes they are charged.
     pub(crate) fn pinned_usage(&self) -> (usize, usize) {
         let state = self.lock();
-        let bytes = state.charges().iter().map(|(_, bytes, _)| bytes).sum();
+        let bytes = state.charges().map(|(_, bytes, _)| bytes).sum();
         (state.pinned.len(), bytes)
     }
 }
