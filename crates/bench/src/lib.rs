@@ -150,7 +150,9 @@ Workloads:
 /// How long each figure samples, in `revkv bench` and `revkv bench http` alike.
 #[derive(Args)]
 struct SamplingArgs {
-    /// Samples per figure, at most.
+    /// Samples per figure, at most; each kind of chunk of the contended figures (quiet, beside a
+    /// writer, beside a spinner) takes ten times as many, in up to twice the seconds, since
+    /// those figures compare p99s.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     samples: usize,
     /// Seconds per figure, at most (every figure takes at least 5 samples, and every client of

@@ -535,7 +535,16 @@ pub(super) fn whole_lists<L: Lister>(
 }
 
 /// In how many rounds the chunks of [`contended_chunk`] are timed.
-const CONTENDED_ROUNDS: u32 = 10;
+const CONTENDED_ROUNDS: u32 = 20;
+
+/// How many times the samples of the other figures each kind of [`contended_chunk`] takes, in
+/// up to [`CONTENDED_TIME_SCALE`] times their time. Its figures are ratios of two p99s: with
+/// 2,000 samples in half a second each, a single pause of the machine of a few milliseconds
+/// covered the slowest 1% of one kind alone and decided the ratio.
+const CONTENDED_SAMPLE_SCALE: usize = 10;
+
+/// See [`CONTENDED_SAMPLE_SCALE`].
+const CONTENDED_TIME_SCALE: u32 = 2;
 
 /// What runs beside the chunks [`contended_chunk`] times.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -561,8 +570,8 @@ impl Beside {
 
 /// The chunk at `position` quiet, while another thread makes durable single puts outside the
 /// listed collection as fast as it can, and beside a thread that only computes. The three
-/// alternate in [`CONTENDED_ROUNDS`] rounds, each a tenth of the budget, so that the machine's
-/// own drift (its neighbours, its clock, its page cache) falls on all three alike.
+/// alternate in [`CONTENDED_ROUNDS`] rounds, so that the machine's own drift (its neighbours,
+/// its clock, its page cache) falls on all three alike.
 fn contended_chunk<E: Engine>(
     engine: &E,
     data: &Data,
@@ -572,8 +581,9 @@ fn contended_chunk<E: Engine>(
     let listing = data.listing();
     let cursor = cursor_at(engine, &listing, position)?;
     let round = Budget {
-        samples: listing.budget.samples.div_ceil(CONTENDED_ROUNDS as usize),
-        time: listing.budget.time / CONTENDED_ROUNDS,
+        samples: (listing.budget.samples * CONTENDED_SAMPLE_SCALE)
+            .div_ceil(CONTENDED_ROUNDS as usize),
+        time: listing.budget.time * CONTENDED_TIME_SCALE / CONTENDED_ROUNDS,
     };
     let prefix = format!("{WRITES_PREFIX}beside-{name}/");
     let phase = AtomicU8::new(Beside::Nothing as u8);
