@@ -192,8 +192,10 @@ impl Lister for Revkv {
         "revkv"
     }
 
+    /// Pages hold `limit` items whatever their bytes, as the chunk checks expect; the store's
+    /// `max_page_size` still bounds them in items.
     fn first(&self) -> ListOptions {
-        ListOptions::prefix(PREFIX)
+        ListOptions::prefix(PREFIX).max_page_bytes(usize::MAX)
     }
 
     /// Pages through the list to `position`, so that the cursor is a continue token, as a

@@ -65,10 +65,15 @@ pub struct BenchArgs {
         default_value = "10000,100000,1000000"
     )]
     keys: Vec<u64>,
-    /// The length of each value, in bytes (Kubernetes objects are a few hundred bytes to a few
-    /// KiB: try 4096 too).
-    #[arg(long, value_name = "BYTES", default_value_t = 256)]
-    value_size: usize,
+    /// The lengths of the values, in bytes, one run of every figure each (Kubernetes objects are
+    /// a few hundred bytes to a few KiB: `--value-size 256,4096` runs both).
+    #[arg(
+        long = "value-size",
+        value_name = "BYTES,...",
+        value_delimiter = ',',
+        default_value = "256"
+    )]
+    value_sizes: Vec<usize>,
     /// The limit of the measured chunks.
     #[arg(long, value_name = "N", default_value_t = 500)]
     limit: usize,
@@ -107,7 +112,8 @@ pub struct BenchArgs {
     /// sled's page cache for revkv, in MiB [default: the store's default, 1 GiB].
     #[arg(long, value_name = "MIB")]
     cache_mib: Option<u64>,
-    /// Where to write report.json, chunk-vs-keys.svg and chunk-vs-depth.svg.
+    /// Where to write report.json and, for each workload and value size, chunk-vs-keys-*.svg and
+    /// chunk-vs-depth-*.svg.
     #[arg(long, value_name = "DIR", default_value = "revkv-bench")]
     out: PathBuf,
     /// Internal: opens the store in DIR and prints the resident memory the open added. The
@@ -237,9 +243,12 @@ impl BenchArgs {
                 shapes.push(shape);
             }
         }
+        let mut value_sizes = self.value_sizes.clone();
+        value_sizes.dedup();
+        // The churn, and so what is live, does not depend on the values' length.
         let collection = |shape| Collection {
             shape,
-            value_size: self.value_size,
+            value_size: 0,
         };
         let fewest_live = shapes
             .iter()
@@ -256,7 +265,7 @@ impl BenchArgs {
             shapes,
             overwrite: self.overwrite.unwrap_or(largest),
             sizes,
-            value_size: self.value_size,
+            value_sizes,
             limit: self.limit,
             list_limits: self.list_limit.clone(),
             selectivity: self.selectivity,
@@ -286,20 +295,21 @@ pub fn run(args: BenchArgs) -> Result<(), Error> {
     args.peer.check();
     let machine = Machine::detect();
     let mut runs = Vec::new();
-    for &shape in &workload.shapes {
+    for collection in workload.collections() {
         let mut engines = Vec::new();
         {
             // Dropped before the peers run, so that its memory and files are gone.
             let mut store = embedded::Revkv::create(&workload)?;
-            engines.push(workload::run(&mut store, &workload, shape, u64::MAX)?);
+            engines.push(workload::run(&mut store, &workload, collection, u64::MAX)?);
         }
         #[cfg(feature = "peers")]
         for &peer in &args.peer.peers {
-            engines.push(peers::run(peer, &args, &workload, shape)?);
+            engines.push(peers::run(peer, &args, &workload, collection)?);
         }
         runs.push(Run {
-            workload: shape,
-            description: workload.collection(shape).describe(),
+            workload: collection.shape,
+            value_size: collection.value_size,
+            description: collection.describe(),
             engines,
         });
     }

@@ -18,18 +18,27 @@ use crate::load::Shape;
 pub(super) struct Report {
     pub(super) machine: Machine,
     pub(super) workload: Workload,
-    /// One per shape of the collection, in the order of `workload.shapes`.
+    /// One per shape and value size of the collection, in the order of
+    /// `Workload::collections`.
     pub(super) runs: Vec<Run>,
 }
 
-/// Every engine's figures with the collection of one shape.
+/// Every engine's figures with the collection of one shape and value size.
 #[derive(Serialize)]
 pub(super) struct Run {
     pub(super) workload: Shape,
+    pub(super) value_size: usize,
     /// How the collection was written.
     pub(super) description: String,
     /// revkv first; the speedups compare every other engine with it.
     pub(super) engines: Vec<EngineReport>,
+}
+
+impl Run {
+    /// What names the run's plots: its shape and value size, as in `interleaved-256b`.
+    fn file_name(&self) -> String {
+        format!("{}-{}b", self.workload.name(), self.value_size)
+    }
 }
 
 /// Where the figures were measured.
@@ -414,16 +423,16 @@ pub(super) fn table(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "{} B values, {}% selected; \"revkv ×\": how many times faster revkv is (p50 or rate)",
-        workload.value_size,
+        "{}% selected; \"revkv ×\": how many times faster revkv is (p50 or rate)",
         workload.selectivity * 100.0
     );
     let mut missing = false;
     for run in &report.runs {
         let _ = writeln!(
             out,
-            "\nworkload {}: {}\n",
+            "\nworkload {}, {} B values: {}\n",
             run.workload.name(),
+            run.value_size,
             run.description
         );
         missing |= run_table(&mut out, run, workload);
@@ -546,13 +555,13 @@ pub(super) fn write_files(report: &Report, dir: &Path) -> io::Result<Vec<PathBuf
     let json = serde_json::to_string_pretty(report).map_err(io::Error::other)?;
     let mut files = vec![("report.json".to_string(), json + "\n")];
     for run in &report.runs {
-        let shape = run.workload.name();
+        let name = run.file_name();
         files.push((
-            format!("chunk-vs-keys-{shape}.svg"),
+            format!("chunk-vs-keys-{name}.svg"),
             chunk_against_keys(report, run).render(),
         ));
         files.push((
-            format!("chunk-vs-depth-{shape}.svg"),
+            format!("chunk-vs-depth-{name}.svg"),
             chunk_against_depth(report, run).render(),
         ));
     }
@@ -586,9 +595,10 @@ fn chunk_against_keys(report: &Report, run: &Run) -> Plot {
     }
     Plot {
         title: format!(
-            "One chunk of {} with its exact remaining count (p50), {} workload",
+            "One chunk of {} with its exact remaining count (p50), {} workload, {} B values",
             report.workload.limit,
-            run.workload.name()
+            run.workload.name(),
+            run.value_size
         ),
         x: Axis {
             label: "keys written to the collection".into(),
@@ -628,9 +638,10 @@ fn chunk_against_depth(report: &Report, run: &Run) -> Plot {
         .collect();
     Plot {
         title: format!(
-            "One chunk of {} against cursor depth (p50), {} workload",
+            "One chunk of {} against cursor depth (p50), {} workload, {} B values",
             report.workload.limit,
-            run.workload.name()
+            run.workload.name(),
+            run.value_size
         ),
         x: Axis {
             label: "items before the chunk".into(),

@@ -43,7 +43,8 @@ pub(super) struct Workload {
     /// one also gets the depth sweep, the filtered chunk, the full lists, the chunks beside a
     /// writer and the compaction.
     pub(super) sizes: Vec<u64>,
-    pub(super) value_size: usize,
+    /// The length of the values, one run of every figure each.
+    pub(super) value_sizes: Vec<usize>,
     /// The limit of the measured chunks.
     pub(super) limit: usize,
     /// The page sizes of the full paged lists.
@@ -83,21 +84,13 @@ impl Workload {
         (1.0 / self.selectivity).round().max(1.0) as u64
     }
 
-    /// The collection of one run.
-    pub(super) fn collection(&self, shape: Shape) -> Collection {
-        Collection {
-            shape,
-            value_size: self.value_size,
-        }
-    }
-
-    /// Item `index` under `prefix`, outside the listed collection; never selected.
-    pub(super) fn item(&self, prefix: &str, index: u64) -> Item {
-        Item {
-            key: load::key(prefix, index),
-            value: load::value(index, self.value_size),
-            selected: false,
-        }
+    /// The collections of the runs: every shape with every value size, shape by shape.
+    pub(super) fn collections(&self) -> impl Iterator<Item = Collection> + '_ {
+        self.shapes.iter().flat_map(|&shape| {
+            self.value_sizes
+                .iter()
+                .map(move |&value_size| Collection { shape, value_size })
+        })
     }
 }
 
@@ -112,6 +105,16 @@ struct Data<'a> {
 }
 
 impl Data<'_> {
+    /// Item `index` under `prefix`, outside the listed collection, with a value as long as the
+    /// collection's; never selected.
+    fn outside(&self, prefix: &str, index: u64) -> Item {
+        Item {
+            key: load::key(prefix, index),
+            value: load::value(index, self.collection.value_size),
+            selected: false,
+        }
+    }
+
     /// Item `index` of the collection at `version`.
     fn item(&self, index: u64, version: u64) -> Item {
         let selected = Collection::selected(index, self.workload.stride());
@@ -201,12 +204,12 @@ impl Listing<'_> {
     }
 }
 
-/// Measures every figure on `engine` with the collection of `shape`, at the workload's sizes up
-/// to `max_keys`.
+/// Measures every figure on `engine` with `collection`, at the workload's sizes up to
+/// `max_keys`.
 pub(super) fn run<E: Engine>(
     engine: &mut E,
     workload: &Workload,
-    shape: Shape,
+    collection: Collection,
     max_keys: u64,
 ) -> Result<EngineReport, Error> {
     let sizes: Vec<u64> = workload
@@ -223,7 +226,7 @@ pub(super) fn run<E: Engine>(
     };
     let mut data = Data {
         workload,
-        collection: workload.collection(shape),
+        collection,
         keys: 0,
         live: Vec::new(),
     };
@@ -301,7 +304,7 @@ pub(super) fn run<E: Engine>(
         filtered,
         paged_lists,
         contended,
-        writes: writes(engine, workload)?,
+        writes: writes(engine, &data)?,
         compaction: compaction(engine, &data)?,
     })
 }
@@ -597,7 +600,7 @@ fn contended_chunk<E: Engine>(
             for index in 0.. {
                 match Beside::load(phase) {
                     Beside::Writer => {
-                        let item = data.workload.item(&prefix, index);
+                        let item = data.outside(&prefix, index);
                         puts_begun.fetch_add(1, Ordering::Release);
                         let began = Instant::now();
                         engine.put(&item)?;
@@ -670,14 +673,15 @@ fn contended_chunk<E: Engine>(
 
 /// Single durable puts, batched transactions, and concurrent durable writers, each on fresh
 /// keys outside the listed collection.
-fn writes<E: Engine>(engine: &E, workload: &Workload) -> Result<Writes, Error> {
+fn writes<E: Engine>(engine: &E, data: &Data) -> Result<Writes, Error> {
+    let workload = data.workload;
     let name = engine.name();
     let single_prefix = format!("{WRITES_PREFIX}single/");
     let mut next = 0;
     let progress = stats::spinner(format!("{name}: single durable puts"));
     let (durations, count) = stats::sample(workload.budget, &progress, || {
         next += 1;
-        engine.put(&workload.item(&single_prefix, next))?;
+        engine.put(&data.outside(&single_prefix, next))?;
         Ok(1)
     })?;
     progress.finish_and_clear();
@@ -689,7 +693,7 @@ fn writes<E: Engine>(engine: &E, workload: &Workload) -> Result<Writes, Error> {
     let progress = stats::spinner(format!("{name}: transactions of {batch} puts"));
     let (durations, count) = stats::sample(workload.budget, &progress, || {
         let items: Vec<Write> = (next..next + batch)
-            .map(|index| Write::Put(workload.item(&batch_prefix, index)))
+            .map(|index| Write::Put(data.outside(&batch_prefix, index)))
             .collect();
         next += batch;
         engine.write(&items)?;
@@ -703,7 +707,7 @@ fn writes<E: Engine>(engine: &E, workload: &Workload) -> Result<Writes, Error> {
         batch: workload.batch,
         batched,
         writers: workload.writers,
-        concurrent: concurrent_puts(engine, workload)?,
+        concurrent: concurrent_puts(engine, data)?,
     })
 }
 
@@ -715,7 +719,8 @@ fn throughput_of_sequential(count: u64, durations: Vec<Duration>) -> Throughput 
 }
 
 /// The workload's writers each put durably, one key at a time, for the time budget.
-fn concurrent_puts<E: Engine>(engine: &E, workload: &Workload) -> Result<Throughput, Error> {
+fn concurrent_puts<E: Engine>(engine: &E, data: &Data) -> Result<Throughput, Error> {
+    let workload = data.workload;
     let progress = stats::spinner(format!(
         "{}: {} concurrent durable writers",
         engine.name(),
@@ -729,7 +734,7 @@ fn concurrent_puts<E: Engine>(engine: &E, workload: &Workload) -> Result<Through
             if started.elapsed() >= workload.budget.time && !durations.is_empty() {
                 break;
             }
-            let item = workload.item(&prefix, index);
+            let item = data.outside(&prefix, index);
             let began = Instant::now();
             engine.put(&item)?;
             durations.push(began.elapsed());
@@ -819,7 +824,7 @@ mod tests {
         Workload {
             shapes: vec![Shape::Interleaved],
             sizes: vec![10_000],
-            value_size: 16,
+            value_sizes: vec![16],
             limit: 10,
             list_limits: vec![100],
             selectivity,
@@ -836,7 +841,10 @@ mod tests {
     }
 
     fn data(workload: &Workload, shape: Shape, keys: u64) -> Data<'_> {
-        let collection = workload.collection(shape);
+        let collection = Collection {
+            shape,
+            value_size: workload.value_sizes[0],
+        };
         Data {
             workload,
             collection,
@@ -862,7 +870,31 @@ mod tests {
         assert!(item.value.starts_with(MATCH_MARKER));
         assert_eq!(item.value.len(), 16);
         assert!(!data.item(100, 0).value.starts_with(MATCH_MARKER));
-        assert!(!workload.item(WRITES_PREFIX, 0).selected);
+        let outside = data.outside(WRITES_PREFIX, 0);
+        assert!(!outside.selected);
+        assert_eq!(outside.value.len(), 16);
+    }
+
+    #[test]
+    fn every_shape_runs_with_every_value_size_shape_by_shape() {
+        let workload = Workload {
+            shapes: vec![Shape::Random, Shape::Interleaved],
+            value_sizes: vec![256, 4096],
+            ..workload(0.01)
+        };
+        let runs: Vec<(Shape, usize)> = workload
+            .collections()
+            .map(|collection| (collection.shape, collection.value_size))
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                (Shape::Random, 256),
+                (Shape::Random, 4096),
+                (Shape::Interleaved, 256),
+                (Shape::Interleaved, 4096)
+            ]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::engine::{Engine, Error};
 use super::report::EngineReport;
 use super::workload::{self, Workload};
 use super::{BenchArgs, Peer};
-use crate::load::Shape;
+use crate::load::Collection;
 
 /// What runs on a peer, whichever engine it is.
 pub(super) trait Job {
@@ -45,7 +45,7 @@ pub(super) fn run_on<J: Job>(
 /// Every figure of the workload on a peer.
 struct Figures<'a> {
     workload: &'a Workload,
-    shape: Shape,
+    collection: Collection,
     max_keys: u64,
 }
 
@@ -53,20 +53,20 @@ impl Job for Figures<'_> {
     type Output = EngineReport;
 
     fn run<E: Engine>(self, engine: &mut E) -> Result<EngineReport, Error> {
-        workload::run(engine, self.workload, self.shape, self.max_keys)
+        workload::run(engine, self.workload, self.collection, self.max_keys)
     }
 }
 
-/// Runs the workload with the collection of `shape` on `peer`, up to `--peer-max-keys`.
+/// Runs the workload with `collection` on `peer`, up to `--peer-max-keys`.
 pub(super) fn run(
     peer: Peer,
     args: &BenchArgs,
     workload: &Workload,
-    shape: Shape,
+    collection: Collection,
 ) -> Result<EngineReport, Error> {
     let figures = Figures {
         workload,
-        shape,
+        collection,
         max_keys: args.peer_max_keys,
     };
     run_on(peer, &args.peer.etcd_endpoint, workload.writers, figures)

@@ -93,7 +93,7 @@ enum Command {
     /// temporary store (and on peers, with the `peers` feature), loaded with Kubernetes-like
     /// collections written interleaved or in random order with churn (`--workload`); writes
     /// JSON and SVG plots.
-    Bench(revkv_bench::BenchArgs),
+    Bench(Box<revkv_bench::BenchArgs>),
     /// Serves the store over HTTP: a Kubernetes-style API (`/api`, `/apis`), a Swift-style API
     /// (`/auth/v1.0`, `/v1`) and `/metrics`, until SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
@@ -343,7 +343,7 @@ pub fn run(args: Cli) -> Result<(), Failure> {
         }
         Command::Stat { json } => output::print_stat(&open(store)?.stat()?, json),
         Command::Demo => demo::run(),
-        Command::Bench(args) => Ok(revkv_bench::run(args)?),
+        Command::Bench(args) => Ok(revkv_bench::run(*args)?),
         Command::Serve(args) => serve::run(&open(store)?, args),
         // A check must not change what it checks: no compaction meanwhile, not even the
         // resumed sweep of an unfinished one.
