@@ -237,14 +237,18 @@ impl BenchArgs {
                 .unwrap_or_else(|| usage("--cache-mib is too large"))
         });
         let largest = sizes.last().copied().unwrap_or(0);
-        let mut shapes = Vec::new();
-        for &shape in &self.workloads {
-            if !shapes.contains(&shape) {
-                shapes.push(shape);
-            }
+        if self
+            .value_sizes
+            .iter()
+            .any(|&bytes| bytes > revkv::MAX_VALUE_LEN)
+        {
+            usage(&format!(
+                "every size in --value-size is at most {} bytes",
+                revkv::MAX_VALUE_LEN
+            ));
         }
-        let mut value_sizes = self.value_sizes.clone();
-        value_sizes.dedup();
+        let shapes = first_occurrences(&self.workloads);
+        let value_sizes = first_occurrences(&self.value_sizes);
         // The churn, and so what is live, does not depend on the values' length.
         let collection = |shape| Collection {
             shape,
@@ -276,6 +280,18 @@ impl BenchArgs {
             budget: self.sampling.budget(),
         }
     }
+}
+
+/// `items` without repeats, each where it first occurs: a repeated shape or value size would
+/// measure the same run twice and write its plots over the first one's.
+fn first_occurrences<T: Copy + PartialEq>(items: &[T]) -> Vec<T> {
+    let mut kept = Vec::with_capacity(items.len());
+    for &item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
 }
 
 /// Exits with clap's usage error, as for any other bad argument.
@@ -325,4 +341,18 @@ pub fn run(args: BenchArgs) -> Result<(), Error> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_runs_are_measured_once_in_the_order_first_asked() {
+        assert_eq!(first_occurrences(&[4096, 256, 4096, 256]), [4096, 256]);
+        assert_eq!(
+            first_occurrences(&[Shape::Random, Shape::Interleaved, Shape::Random]),
+            [Shape::Random, Shape::Interleaved]
+        );
+    }
 }

@@ -542,8 +542,8 @@ const CONTENDED_ROUNDS: u32 = 20;
 
 /// How many times the samples of the other figures each kind of [`contended_chunk`] takes, in
 /// up to [`CONTENDED_TIME_SCALE`] times their time. Its figures are ratios of two p99s: with
-/// 2,000 samples in half a second each, a single pause of the machine of a few milliseconds
-/// covered the slowest 1% of one kind alone and decided the ratio.
+/// 2,000 chunks of 0.25 ms each, the slowest 1% of one kind is 5 ms of it, so a single pause of
+/// the machine that long can decide the ratio alone.
 const CONTENDED_SAMPLE_SCALE: usize = 10;
 
 /// See [`CONTENDED_SAMPLE_SCALE`].
