@@ -92,6 +92,53 @@ fn values_keys_and_labels_at_their_limits_leave_no_blob_files() -> revkv::Result
 }
 
 #[test]
+fn key_order_blocks_of_the_longest_copies_leave_no_blob_files() -> revkv::Result<()> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path();
+    {
+        let db = open(path);
+        // Pairs of a copy just short of a block and one at the longest a block keeps, so
+        // that every block is cut as late as it can be.
+        for i in 0..400u64 {
+            let len = if i % 2 == 0 { 15_000 } else { 16 * 1024 - 600 };
+            let mut key = format!("wide/{i:04}/").into_bytes();
+            key.resize(400, b'k');
+            db.put(key, value(len, i))?;
+        }
+        let mut options = ListOptions::prefix("wide/").limit(100);
+        for _ in 0..2 {
+            // The first pass asks for the blocks; the second reads through them.
+            let mut listed = 0;
+            loop {
+                let page = db.list(&options)?;
+                listed += page.items.len();
+                match page.continue_token {
+                    Some(token) => {
+                        options = ListOptions::prefix("wide/")
+                            .limit(100)
+                            .continue_token(token)
+                    }
+                    None => break,
+                }
+            }
+            assert_eq!(listed, 400);
+            db.settle_blocks()?;
+            options = ListOptions::prefix("wide/").limit(100);
+        }
+    }
+    let longest_block = with_raw_tree(path, |tree| {
+        (tree
+            .scan_prefix(b"b")
+            .map(|item| item.expect("block reads").1.len()))
+        .max()
+    });
+    // Two copies kept, each of almost half the block: the blocks hold copies this long.
+    assert!(longest_block > Some(30_000), "{longest_block:?}");
+    assert_eq!(blob_files(path), 0, "sled wrote a blob file");
+    Ok(())
+}
+
+#[test]
 fn compaction_removes_the_parts_of_the_values_it_removes() -> revkv::Result<()> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path();

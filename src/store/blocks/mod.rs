@@ -35,11 +35,14 @@ use crate::Revision;
 /// A block is cut once its entries hold this many bytes.
 const BLOCK_BYTES: usize = 16 * 1024;
 
-/// A record copy longer than this is left out of its block (the key stays, read by location):
-/// a block is cut before its entries pass [`BLOCK_BYTES`], so with its last entry (a key of at
-/// most 4 KiB and this copy) and a high key of at most 4 KiB it stays under 29 KiB, and a sled
-/// leaf of blocks far below the blob threshold (`encoding`).
-const MAX_COPY_LEN: usize = 4 * 1024;
+/// A record copy longer than this is left out of its block (the key stays, read by location).
+/// It covers every record whose value is stored inline (up to
+/// [`crate::encoding::INLINE_VALUE_MAX`]) with a key and metadata of up to 1 KiB together, so
+/// that values of a few KiB are read from blocks too. A block is cut before its entries pass
+/// [`BLOCK_BYTES`], so with its last entry (a key of at most 4 KiB and this copy) and a high key
+/// of at most 4 KiB it stays under 42 KiB, and a sled leaf of blocks (at most about 20 entries)
+/// under 1 MiB, far below the blob threshold (`encoding`).
+const MAX_COPY_LEN: usize = crate::encoding::INLINE_VALUE_MAX + 1024;
 
 /// A block is built again when a reader misses more than one in this many of its entries.
 const STALE_SHARE: usize = 8;
@@ -135,7 +138,8 @@ mod tests {
                 "blocks leave a gap or overlap"
             );
             encoding::decode_block(low, &bytes, &mut layout).unwrap();
-            assert!(bytes.len() < super::BLOCK_BYTES + 3 * super::MAX_COPY_LEN);
+            let longest = super::BLOCK_BYTES + super::MAX_COPY_LEN + 2 * crate::MAX_KEY_LEN + 64;
+            assert!(bytes.len() < longest, "a block of {} bytes", bytes.len());
             next_low = layout.high.clone().map(|high| bytes[high].to_vec());
             for entry in &layout.entries {
                 held.insert(bytes[entry.key.clone()].to_vec(), entry.location);
