@@ -1,11 +1,11 @@
 //! One list chunk (limit 500, exact remaining count included) at the first, middle and last
 //! position of collections of 10k, 100k and 1M keys written, on a store on disk. The chunks
-//! list `/registry/configmaps/` across its 100 namespaces; the collection is written as
-//! `REVKV_BENCH_WORKLOAD` says (`interleaved`, with churn, by default; see `benches/common`).
+//! list `/registry/configmaps/` across its 100 namespaces; the collections are written as
+//! `REVKV_BENCH_WORKLOAD` and `REVKV_BENCH_VALUE_SIZE` say (interleaved and random order, with
+//! churn, values of 256 B and 4 KiB, by default; see `benches/common`).
 //!
 //! `cargo bench -p revkv-bench --bench chunk` (add `--no-default-features` for the system allocator);
-//! `REVKV_BENCH_SIZES=10000,100000,1000000` chooses the sizes, `REVKV_BENCH_VALUE_SIZE` the
-//! values' length (256).
+//! `REVKV_BENCH_SIZES=10000,100000,1000000` chooses the sizes.
 
 mod common;
 
@@ -55,22 +55,25 @@ fn chunk_at(db: &Db, position: usize) -> ListOptions {
 fn chunk(c: &mut Criterion) {
     let mut group = c.benchmark_group("chunk");
     group.measurement_time(Duration::from_secs(5));
-    let workload = common::workload();
-    for keys in sizes() {
-        let live = usize::try_from(common::live(keys)).expect("a collection fits in memory");
-        assert!(live >= 2 * LIMIT, "{keys} keys leave fewer than two chunks");
-        let db = common::loaded_store(common::options(live.max(LIMIT)), keys);
-        for (name, position) in [("first", 0), ("middle", live / 2), ("last", live - LIMIT)] {
-            let options = chunk_at(&db, position);
-            let remaining = Some((live - position - LIMIT) as u64);
-            let id = BenchmarkId::new(format!("{workload}/{name}"), keys);
-            group.bench_with_input(id, &options, |b, options| {
-                b.iter(|| {
-                    let page = db.list(options).expect("chunk");
-                    assert_eq!(page.items.len(), LIMIT);
-                    assert_eq!(page.remaining, remaining);
+    for collection in common::collections() {
+        let workload = common::name(collection);
+        for keys in sizes() {
+            let live = common::live(collection, keys);
+            let live = usize::try_from(live).expect("a collection fits in memory");
+            assert!(live >= 2 * LIMIT, "{keys} keys leave fewer than two chunks");
+            let db = common::loaded_store(common::options(live.max(LIMIT)), collection, keys);
+            for (name, position) in [("first", 0), ("middle", live / 2), ("last", live - LIMIT)] {
+                let options = chunk_at(&db, position);
+                let remaining = Some((live - position - LIMIT) as u64);
+                let id = BenchmarkId::new(format!("{workload}/{name}"), keys);
+                group.bench_with_input(id, &options, |b, options| {
+                    b.iter(|| {
+                        let page = db.list(options).expect("chunk");
+                        assert_eq!(page.items.len(), LIMIT);
+                        assert_eq!(page.remaining, remaining);
+                    });
                 });
-            });
+            }
         }
     }
     group.finish();

@@ -7,16 +7,20 @@
 //!   start while a compaction runs are timed; the rewrites that make the next garbage are not.
 //!
 //! `cargo bench -p revkv-bench --bench compaction`; `REVKV_BENCH_KEYS` sets the collection's size (100,000),
-//! `REVKV_BENCH_WORKLOAD` how it is written (see `benches/common`). `revkv bench` reports the
-//! same figures with percentiles.
+//! `REVKV_BENCH_WORKLOAD` and `REVKV_BENCH_VALUE_SIZE` how it is written (see `benches/common`).
+//! `revkv bench` reports the same figures with percentiles.
 
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use revkv::{Db, ListOptions};
+use revkv_bench::load::Collection;
 
 use common::{size_from_env, LIMIT, PREFIX};
 
@@ -26,9 +30,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Rewrites every live key once more, then compacts at the newest revision; returns how long
 /// the compaction took.
-fn rewrite_and_compact(db: &Db, keys: u64, live: u64, round: &mut u64) -> Duration {
+fn rewrite_and_compact(
+    db: &Db,
+    collection: Collection,
+    keys: u64,
+    live: u64,
+    round: &mut u64,
+) -> Duration {
     *round += 1;
-    common::rewrite_collection(db, keys, *round);
+    common::rewrite_collection(db, collection, keys, *round);
     let started = Instant::now();
     let report = db.compact(db.current_revision()).expect("compact");
     let elapsed = started.elapsed();
@@ -48,20 +58,27 @@ fn first_chunk(db: &Db) {
 
 fn compaction(c: &mut Criterion) {
     let keys = size_from_env("REVKV_BENCH_KEYS", 100_000);
-    let db = common::loaded_store(common::options(LIMIT), keys);
-    db.compact(db.current_revision())
-        .expect("compact the churn");
-    let live = common::live(keys);
-    let workload = common::workload();
-    let mut round = 0;
     let mut group = c.benchmark_group("compaction");
     group.sample_size(10);
+    for collection in common::collections() {
+        compaction_of(&mut group, collection, keys);
+    }
+    group.finish();
+}
+
+fn compaction_of(group: &mut BenchmarkGroup<'_, WallTime>, collection: Collection, keys: u64) {
+    let db = common::loaded_store(common::options(LIMIT), collection, keys);
+    db.compact(db.current_revision())
+        .expect("compact the churn");
+    let live = common::live(collection, keys);
+    let workload = common::name(collection);
+    let mut round = 0;
 
     group.throughput(Throughput::Elements(live));
     group.bench_function(BenchmarkId::new(format!("{workload}/compact"), keys), |b| {
         b.iter_custom(|iters| {
             (0..iters)
-                .map(|_| rewrite_and_compact(&db, keys, live, &mut round))
+                .map(|_| rewrite_and_compact(&db, collection, keys, live, &mut round))
                 .sum()
         });
     });
@@ -78,7 +95,7 @@ fn compaction(c: &mut Criterion) {
             let mut done = 0;
             while done < iters {
                 round += 1;
-                common::rewrite_collection(&db, keys, round);
+                common::rewrite_collection(&db, collection, keys, round);
                 let compacting = AtomicBool::new(true);
                 std::thread::scope(|scope| {
                     scope.spawn(|| {
@@ -96,7 +113,6 @@ fn compaction(c: &mut Criterion) {
             timed
         });
     });
-    group.finish();
 }
 
 criterion_group!(benches, compaction);

@@ -1,7 +1,8 @@
 //! Chunk and durable-put latency while a compaction runs, against the same store idle.
 //!
 //! `cargo bench -p revkv-bench --bench compaction_stall`. It loads the collection of `REVKV_STALL_KEYS` keys
-//! (100,000 by default) as `REVKV_BENCH_WORKLOAD` says (see `benches/common`), then rewrites
+//! (100,000 by default) as `REVKV_BENCH_WORKLOAD` and `REVKV_BENCH_VALUE_SIZE` say, once per
+//! collection (see `benches/common`), then rewrites
 //! its live keys until each was written `REVKV_STALL_VERSIONS` times (11), so compacting at the
 //! head deletes about keys × (versions − 1) superseded records, and the churn's. Then, for 5 s idle (after 2 s of warm-up) and for
 //! the whole compaction, one thread reads 500-item chunks at spread positions while another
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use revkv::{Db, Durability, ListOptions, Retention};
+use revkv_bench::load::Collection;
 
 use common::{nearest_rank, size_from_env, LIMIT, PREFIX};
 
@@ -92,6 +94,13 @@ fn main() {
     );
     let versions = size_from_env("REVKV_STALL_VERSIONS", 11);
     let paced = std::env::var("REVKV_STALL_UNPACED").is_err();
+    for collection in common::collections() {
+        println!("{}", common::name(collection));
+        stall(collection, keys, versions, paced);
+    }
+}
+
+fn stall(collection: Collection, keys: u64, versions: u64, paced: bool) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("store");
     {
@@ -99,12 +108,12 @@ fn main() {
             .durability(Durability::Buffered)
             .open(&path)
             .expect("open");
-        common::load_collection(&db, keys, None);
+        common::load_collection(&db, collection, keys, None);
         for round in 1..versions {
-            common::rewrite_collection(&db, keys, round);
+            common::rewrite_collection(&db, collection, keys, round);
         }
     }
-    let live = common::live_keys(keys);
+    let live = common::live_keys(collection, keys);
     assert!(
         live.len() > LIMIT,
         "REVKV_STALL_KEYS leaves more than one chunk, {LIMIT}"

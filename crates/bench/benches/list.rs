@@ -8,8 +8,9 @@
 //! `cargo bench -p revkv-bench --bench list`; `REVKV_BENCH_KEYS` sets the collection's size in keys written
 //! (100,000 by default; the README's figures use 1,000,000), `REVKV_BENCH_PAGE` the page size
 //! of the paged list (10,000: the largest a store allows by default), and
-//! `REVKV_BENCH_WORKLOAD` how the collection is written (`interleaved`, with churn, by
-//! default; see `benches/common`).
+//! `REVKV_BENCH_WORKLOAD` and `REVKV_BENCH_VALUE_SIZE` how the collections are written
+//! (interleaved and random order, with churn, values of 256 B and 4 KiB, by default; see
+//! `benches/common`).
 
 mod common;
 
@@ -69,25 +70,27 @@ fn filtered_chunk(db: &Db, selector: &LabelSelector) -> usize {
 fn list(c: &mut Criterion) {
     let keys = size_from_env("REVKV_BENCH_KEYS", 100_000);
     let page = size_from_env("REVKV_BENCH_PAGE", 10_000) as usize;
-    let db = common::store(common::options(page.max(LIMIT)));
-    common::load_collection(&db, keys, Some(STRIDE));
-    let live = common::live(keys);
-    let workload = common::workload();
-
     let mut group = c.benchmark_group("list");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(live));
-    let id = BenchmarkId::new(format!("{workload}/paged_{page}"), keys);
-    group.bench_function(id, |b| {
-        b.iter(|| assert_eq!(list_all(&db, page), live));
-    });
-    group.throughput(Throughput::Elements(LIMIT as u64));
-    let expected = LIMIT.min(common::selected(keys, STRIDE) as usize);
-    let id = BenchmarkId::new(format!("{workload}/filtered_1pct"), keys);
-    group.bench_function(id, |b| {
-        let selector = "bench=match".parse().expect("a valid selector");
-        b.iter(|| assert_eq!(filtered_chunk(&db, &selector), expected));
-    });
+    for collection in common::collections() {
+        let db = common::store(common::options(page.max(LIMIT)));
+        common::load_collection(&db, collection, keys, Some(STRIDE));
+        let live = common::live(collection, keys);
+        let workload = common::name(collection);
+
+        group.throughput(Throughput::Elements(live));
+        let id = BenchmarkId::new(format!("{workload}/paged_{page}"), keys);
+        group.bench_function(id, |b| {
+            b.iter(|| assert_eq!(list_all(&db, page), live));
+        });
+        group.throughput(Throughput::Elements(LIMIT as u64));
+        let expected = LIMIT.min(common::selected(collection, keys, STRIDE) as usize);
+        let id = BenchmarkId::new(format!("{workload}/filtered_1pct"), keys);
+        group.bench_function(id, |b| {
+            let selector = "bench=match".parse().expect("a valid selector");
+            b.iter(|| assert_eq!(filtered_chunk(&db, &selector), expected));
+        });
+    }
     group.finish();
 }
 

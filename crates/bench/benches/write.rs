@@ -1,9 +1,12 @@
 //! Durable writes on a fresh store on disk (every write is synced before it returns):
 //!
-//! - `write/put`: one put at a time (puts/s);
-//! - `write/txn_1000`: transactions of 1000 puts (keys/s);
-//! - `write/concurrent_puts_8`: 8 threads putting one key at a time, sharing fsyncs through
+//! - `write/put/<size>b`: one put at a time (puts/s);
+//! - `write/txn_1000/<size>b`: transactions of 1000 puts (keys/s);
+//! - `write/concurrent_puts_8/<size>b`: 8 threads putting one key at a time, sharing fsyncs through
 //!   group commit (puts/s).
+//!
+//! once per value size of `REVKV_BENCH_VALUE_SIZE` (256 B and 4 KiB by default; see
+//! `benches/common`), each on a store of its own.
 //!
 //! `cargo bench -p revkv-bench --bench write`.
 
@@ -12,7 +15,10 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use revkv::{Op, Txn};
 
 use common::{key, value, LIMIT};
@@ -25,23 +31,33 @@ const BATCH: u64 = 1000;
 const WRITERS: u64 = 8;
 
 fn write(c: &mut Criterion) {
-    let db = common::store(common::options(LIMIT));
     let mut group = c.benchmark_group("write");
+    for value_size in common::value_sizes() {
+        writes_of(&mut group, value_size);
+    }
+    group.finish();
+}
+
+fn writes_of(group: &mut BenchmarkGroup<'_, WallTime>, value_size: usize) {
+    let db = common::store(common::options(LIMIT));
+    let values = format!("{value_size}b");
 
     group.throughput(Throughput::Elements(1));
     let mut next = 0;
-    group.bench_function("put", |b| {
+    group.bench_function(BenchmarkId::new("put", &values), |b| {
         b.iter(|| {
             next += 1;
-            db.put(key("put/", next), value(next, 0)).expect("put")
+            db.put(key("put/", next), value(next, value_size))
+                .expect("put")
         });
     });
 
     group.throughput(Throughput::Elements(BATCH));
     let mut next = 0;
-    group.bench_function(format!("txn_{BATCH}"), |b| {
+    let id = BenchmarkId::new(format!("txn_{BATCH}"), &values);
+    group.bench_function(id, |b| {
         b.iter(|| {
-            let puts = (next..next + BATCH).map(|i| Op::put(key("txn/", i), value(i, 0)));
+            let puts = (next..next + BATCH).map(|i| Op::put(key("txn/", i), value(i, value_size)));
             next += BATCH;
             db.txn(Txn::new().then(puts)).expect("txn")
         });
@@ -49,7 +65,8 @@ fn write(c: &mut Criterion) {
 
     group.throughput(Throughput::Elements(1));
     let next = AtomicU64::new(0);
-    group.bench_function(format!("concurrent_puts_{WRITERS}"), |b| {
+    let id = BenchmarkId::new(format!("concurrent_puts_{WRITERS}"), &values);
+    group.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let end = next.load(Ordering::Relaxed) + iters;
             let started = Instant::now();
@@ -60,7 +77,8 @@ fn write(c: &mut Criterion) {
                         if i >= end {
                             break;
                         }
-                        db.put(key("concurrent/", i), value(i, 0)).expect("put");
+                        db.put(key("concurrent/", i), value(i, value_size))
+                            .expect("put");
                     });
                 }
             });
@@ -69,7 +87,6 @@ fn write(c: &mut Criterion) {
             started.elapsed()
         });
     });
-    group.finish();
 }
 
 criterion_group!(benches, write);

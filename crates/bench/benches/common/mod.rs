@@ -1,16 +1,15 @@
-//! What the benches share: temporary stores loaded with the collection `revkv bench` generates
-//! (`revkv_bench::load`: the same keys, order, churn and values), and sizes and the workload taken
-//! from the environment:
+//! What the benches share: temporary stores loaded with the collections `revkv bench`
+//! generates (`revkv_bench::load`: the same keys, order, churn and values), and sizes and the
+//! workloads taken from the environment. Each bench measures every collection of:
 //!
-//! - `REVKV_BENCH_WORKLOAD`: `interleaved` (the default), `random` or `sequential`, as
-//!   `revkv bench --workload` (see its `--help`);
-//! - `REVKV_BENCH_VALUE_SIZE`: the length of the values, 256 bytes by default.
+//! - `REVKV_BENCH_WORKLOAD`: shapes, comma-separated, `interleaved,random` by default (both
+//!   churned), or `sequential`, the best case, as `revkv bench --workload` (see its `--help`);
+//! - `REVKV_BENCH_VALUE_SIZE`: value lengths in bytes, comma-separated, `256,4096` by default.
 
 // Each bench binary uses only part of this module.
 #![allow(dead_code)]
 
 use std::ops::Deref;
-use std::sync::OnceLock;
 
 use clap::ValueEnum;
 use revkv::{Db, Op, Options, Put, Retention, Txn};
@@ -34,39 +33,48 @@ pub fn size_from_env(name: &str, default: u64) -> u64 {
         value
             .trim()
             .parse()
-            .unwrap_or_else(|_| panic!("{name} is a number of keys, not {value:?}"))
+            .unwrap_or_else(|_| panic!("{name} is a number, not {value:?}"))
     })
 }
 
-/// The shape of the loaded collection, from `REVKV_BENCH_WORKLOAD`.
-fn shape() -> Shape {
-    static SHAPE: OnceLock<Shape> = OnceLock::new();
-    *SHAPE.get_or_init(|| {
-        std::env::var("REVKV_BENCH_WORKLOAD").map_or(Shape::Interleaved, |name| {
-            Shape::from_str(name.trim(), true).unwrap_or_else(|_| {
-                panic!("REVKV_BENCH_WORKLOAD is interleaved, random or sequential, not {name:?}")
-            })
+/// The comma-separated list in environment variable `name`, each item read by `parse`, or
+/// `default`.
+fn list_from_env<T>(name: &str, default: &str, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    let list = std::env::var(name).unwrap_or_else(|_| default.to_string());
+    list.split(',')
+        .map(|item| {
+            parse(item.trim())
+                .unwrap_or_else(|| panic!("{name} holds {item:?}; see benches/common"))
         })
+        .collect()
+}
+
+/// The value lengths of `REVKV_BENCH_VALUE_SIZE`.
+pub fn value_sizes() -> Vec<usize> {
+    list_from_env("REVKV_BENCH_VALUE_SIZE", "256,4096", |size| {
+        size.parse().ok()
     })
 }
 
-/// The length of generated values, from `REVKV_BENCH_VALUE_SIZE`.
-pub fn value_size() -> usize {
-    static VALUE_SIZE: OnceLock<usize> = OnceLock::new();
-    *VALUE_SIZE.get_or_init(|| size_from_env("REVKV_BENCH_VALUE_SIZE", 256) as usize)
+/// The measured collections: every shape of `REVKV_BENCH_WORKLOAD` with every value size.
+pub fn collections() -> Vec<Collection> {
+    let shapes = list_from_env("REVKV_BENCH_WORKLOAD", "interleaved,random", |name| {
+        Shape::from_str(name, true).ok()
+    });
+    let sizes = value_sizes();
+    (shapes.into_iter())
+        .flat_map(|shape| {
+            sizes
+                .iter()
+                .map(move |&value_size| Collection { shape, value_size })
+        })
+        .collect()
 }
 
-fn collection() -> Collection {
-    Collection {
-        shape: shape(),
-        value_size: value_size(),
-    }
-}
-
-/// The workload's name, for benchmark ids: figures of different workloads must not be
+/// The collection's name, for benchmark ids: figures of different workloads must not be
 /// compared as one.
-pub fn workload() -> &'static str {
-    shape().name()
+pub fn name(collection: Collection) -> String {
+    format!("{}-{}b", collection.shape.name(), collection.value_size)
 }
 
 /// Options for a benchmark store: no background compaction to disturb the figures, and room
@@ -87,14 +95,14 @@ pub fn key(prefix: &str, index: u64) -> String {
     load::key(prefix, index)
 }
 
-/// Generated value of key `index`, at `version` (0 for the first write).
-pub fn value(index: u64, version: u64) -> Vec<u8> {
-    load::value(index ^ (version << 40), value_size())
+/// Generated value of `value_size` bytes for key `index`.
+pub fn value(index: u64, value_size: usize) -> Vec<u8> {
+    load::value(index, value_size)
 }
 
 /// Makes `changes` in order, in durable transactions of [`BATCH`], labelling every key the
 /// generator selects with `stride` when a stride is given.
-fn apply(db: &Db, collection: &Collection, changes: &[Change], stride: Option<u64>) {
+fn apply(db: &Db, collection: Collection, changes: &[Change], stride: Option<u64>) {
     for batch in changes.chunks(BATCH) {
         let ops = batch.iter().map(|&change| match change {
             Change::Put { index, version } => {
@@ -116,10 +124,9 @@ fn apply(db: &Db, collection: &Collection, changes: &[Change], stride: Option<u6
 /// and deletes, but not for `sequential`), labelling one object in `stride` of each namespace
 /// `bench=match` when a stride is given; makes everything durable. Then lists it once and
 /// waits for the key-order blocks that the list asked for, as in a collection clients list.
-pub fn load_collection(db: &Db, keys: u64, stride: Option<u64>) {
-    let collection = collection();
+pub fn load_collection(db: &Db, collection: Collection, keys: u64, stride: Option<u64>) {
     for changes in collection.growth(0, keys) {
-        apply(db, &collection, &changes, stride);
+        apply(db, collection, &changes, stride);
     }
     db.flush().expect("flush");
     load::settle(db).expect("the collection lists and its blocks build");
@@ -128,17 +135,16 @@ pub fn load_collection(db: &Db, keys: u64, stride: Option<u64>) {
 /// Gives every live key of the collection of `keys` a new value, in the workload's order: one
 /// superseded record each. `round` counts the rewrites from 1, so that every value differs
 /// from the churn's and the earlier rounds'.
-pub fn rewrite_collection(db: &Db, keys: u64, round: u64) {
+pub fn rewrite_collection(db: &Db, collection: Collection, keys: u64, round: u64) {
     assert!(round > 0, "rewrites count from 1");
-    let collection = collection();
     let changes = collection.rewrite(keys, load::CHURN_VERSION + round);
-    apply(db, &collection, &changes, None);
+    apply(db, collection, &changes, None);
     db.flush().expect("flush");
 }
 
 /// The live keys of the loaded collection of `keys`, in key order: what a full list returns.
-pub fn live_keys(keys: u64) -> Vec<String> {
-    collection()
+pub fn live_keys(collection: Collection, keys: u64) -> Vec<String> {
+    collection
         .live_in_key_order(keys)
         .into_iter()
         .map(Collection::key)
@@ -146,13 +152,13 @@ pub fn live_keys(keys: u64) -> Vec<String> {
 }
 
 /// How many live keys the collection of `keys` has.
-pub fn live(keys: u64) -> u64 {
-    collection().live_in_key_order(keys).len() as u64
+pub fn live(collection: Collection, keys: u64) -> u64 {
+    collection.live_in_key_order(keys).len() as u64
 }
 
 /// How many live keys of the collection of `keys` a selector for `stride` matches.
-pub fn selected(keys: u64, stride: u64) -> u64 {
-    collection()
+pub fn selected(collection: Collection, keys: u64, stride: u64) -> u64 {
+    collection
         .live_in_key_order(keys)
         .into_iter()
         .filter(|&index| Collection::selected(index, stride))
@@ -184,8 +190,8 @@ pub fn store(options: Options) -> Store {
 }
 
 /// A store opened with `options`, holding the collection of `keys`.
-pub fn loaded_store(options: Options, keys: u64) -> Store {
+pub fn loaded_store(options: Options, collection: Collection, keys: u64) -> Store {
     let store = store(options);
-    load_collection(&store, keys, None);
+    load_collection(&store, collection, keys, None);
     store
 }
