@@ -65,13 +65,13 @@ pub struct BenchArgs {
         default_value = "10000,100000,1000000"
     )]
     keys: Vec<u64>,
-    /// The lengths of the values, in bytes, one run of every figure each (Kubernetes objects are
-    /// a few hundred bytes to a few KiB: `--value-size 256,4096` runs both).
+    /// The lengths of the values, in bytes, one run of every figure each: Kubernetes objects
+    /// are a few hundred bytes to a few KiB.
     #[arg(
         long = "value-size",
         value_name = "BYTES,...",
         value_delimiter = ',',
-        default_value = "256"
+        default_value = "256,4096"
     )]
     value_sizes: Vec<usize>,
     /// The limit of the measured chunks.

@@ -115,6 +115,24 @@ impl Shape {
     fn churns(self) -> bool {
         self != Shape::Sequential
     }
+
+    /// How a collection of this shape is written, for reports: in what order, and its churn.
+    pub fn describe(self) -> String {
+        let order = match self {
+            Shape::Interleaved => "in order of i, 100 namespaces in turn",
+            Shape::Random => "in a pseudo-random order",
+            Shape::Sequential => "in key order",
+        };
+        let churn = match self.churns() {
+            true => format!(
+                "; then about {}% overwritten and {}% deleted, in a pseudo-random order",
+                OVERWRITTEN_PER_MILLE / 10,
+                DELETED_PER_MILLE / 10
+            ),
+            false => ", no churn".into(),
+        };
+        format!("{order}{churn}")
+    }
 }
 
 /// One write of a generated collection.
@@ -243,22 +261,10 @@ impl Collection {
 
     /// One line on how the collection is written, for reports.
     pub fn describe(&self) -> String {
-        let order = match self.shape {
-            Shape::Interleaved => "in order of i, 100 namespaces in turn",
-            Shape::Random => "in a pseudo-random order",
-            Shape::Sequential => "in key order",
-        };
-        let churn = match self.shape.churns() {
-            true => format!(
-                "; then about {}% overwritten and {}% deleted, in a pseudo-random order",
-                OVERWRITTEN_PER_MILLE / 10,
-                DELETED_PER_MILLE / 10
-            ),
-            false => ", no churn".into(),
-        };
         format!(
             "keys {COLLECTION_PREFIX}ns-%03d/cm-%07d (ns = i % {NAMESPACES}, cm = i / {NAMESPACES}) \
-             written {order}{churn}; {} B values",
+             written {}; {} B values",
+            self.shape.describe(),
             self.value_size
         )
     }

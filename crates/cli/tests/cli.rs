@@ -420,21 +420,43 @@ fn the_http_bench_checks_every_chunk_and_reports_each_figure() {
         &std::fs::read(out.join("http-report.json")).expect("the report is written"),
     )
     .expect("the report is JSON");
-    let engines = report["engines"].as_array().expect("engines");
-    assert_eq!(engines.len(), 1, "no peer was asked for");
-    let sizes = engines[0]["sizes"].as_array().expect("sizes");
-    let objects: Vec<u64> = sizes.iter().filter_map(|s| s["objects"].as_u64()).collect();
-    assert_eq!(objects, [1000, 2000]);
-    for size in sizes {
-        let live = size["live"].as_u64().expect("live");
-        assert!(
-            live < size["objects"].as_u64().expect("objects"),
-            "the churn deletes"
-        );
-        for position in ["first", "middle", "last"] {
-            assert!(size["chunk"][position]["samples"].as_u64() >= Some(5));
+    let runs = report["runs"].as_array().expect("runs");
+    let collections: Vec<(&str, u64)> = (runs.iter())
+        .map(|run| {
+            let settings = &run["settings"];
+            (
+                settings["workload"].as_str().expect("a workload"),
+                settings["object_size"].as_u64().expect("an object size"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        collections,
+        [
+            ("interleaved", 500),
+            ("interleaved", 4096),
+            ("random", 500),
+            ("random", 4096)
+        ],
+        "the default workloads and object sizes, each a run"
+    );
+    for run in runs {
+        let engines = run["engines"].as_array().expect("engines");
+        assert_eq!(engines.len(), 1, "no peer was asked for");
+        let sizes = engines[0]["sizes"].as_array().expect("sizes");
+        let objects: Vec<u64> = sizes.iter().filter_map(|s| s["objects"].as_u64()).collect();
+        assert_eq!(objects, [1000, 2000]);
+        for size in sizes {
+            let live = size["live"].as_u64().expect("live");
+            assert!(
+                live < size["objects"].as_u64().expect("objects"),
+                "the churn deletes"
+            );
+            for position in ["first", "middle", "last"] {
+                assert!(size["chunk"][position]["samples"].as_u64() >= Some(5));
+            }
+            // Each of 3 clients lists the whole collection at least once.
+            assert!(size["lists"]["count"].as_u64() >= Some(3 * live), "{size}");
         }
-        // Each of 3 clients lists the whole collection at least once.
-        assert!(size["lists"]["count"].as_u64() >= Some(3 * live), "{size}");
     }
 }

@@ -20,10 +20,11 @@ use clap::Args;
 use super::engine::{Error, Lister};
 use super::report::{Machine, Positions};
 use super::workload::{chunk_latency, whole_lists, Listing};
-use super::{usage, PeerArgs, SamplingArgs};
+use super::{first_occurrences, usage, PeerArgs, SamplingArgs};
+use crate::load::Shape;
 use client::KubeClient;
 use objects::Objects;
-use report::{EngineFigures, HttpReport, Settings, SizeFigures};
+use report::{EngineFigures, HttpReport, HttpRun, Settings, SizeFigures};
 use server::Served;
 
 #[derive(Args)]
@@ -37,9 +38,23 @@ pub struct HttpArgs {
         default_value = "10000,1000000"
     )]
     objects: Vec<u64>,
-    /// About how many bytes of JSON each stored object holds.
-    #[arg(long, value_name = "BYTES", default_value_t = 500)]
-    object_size: usize,
+    /// How the objects are created, one run of every figure each, on a new store (and on each
+    /// peer): as `revkv bench --workload`.
+    #[arg(
+        long = "workload",
+        value_name = "SHAPE,...",
+        value_delimiter = ',',
+        default_value = "interleaved,random"
+    )]
+    workloads: Vec<Shape>,
+    /// About how many bytes of JSON each stored object holds, one run of every figure each.
+    #[arg(
+        long = "object-size",
+        value_name = "BYTES,...",
+        value_delimiter = ',',
+        default_value = "500,4096"
+    )]
+    object_sizes: Vec<usize>,
     /// The limit of the measured chunks and of the whole lists' pages.
     #[arg(long, value_name = "N", default_value_t = 500)]
     limit: usize,
@@ -71,68 +86,91 @@ pub struct HttpArgs {
 const BATCH: usize = 1000;
 
 impl HttpArgs {
-    /// The settings of the run and its objects, or a usage error for arguments no run can use.
-    fn settings(&self) -> Result<(Settings, Objects), Error> {
+    /// The settings of each run with its objects, or a usage error for arguments no run can
+    /// use.
+    fn runs(&self) -> Result<Vec<(Settings, Objects)>, Error> {
         let mut sizes = self.objects.clone();
         sizes.sort_unstable();
         sizes.dedup();
-        let objects = Objects::new(self.object_size)?;
-        let fewest_live = sizes.first().map_or(0, |&smallest| {
-            objects.collection.live_in_key_order(smallest).len()
-        });
-        if self.limit == 0 || fewest_live < 2 * self.limit {
-            usage("the smallest size in --objects must leave at least two chunks of --limit (a positive one) after the churn");
+        let mut runs = Vec::new();
+        for &shape in &first_occurrences(&self.workloads) {
+            for &object_size in &first_occurrences(&self.object_sizes) {
+                let objects = Objects::new(shape, object_size)?;
+                let fewest_live = sizes.first().map_or(0, |&smallest| {
+                    objects.collection.live_in_key_order(smallest).len()
+                });
+                if self.limit == 0 || fewest_live < 2 * self.limit {
+                    usage("the smallest size in --objects must leave at least two chunks of --limit (a positive one) after the churn");
+                }
+                let settings = Settings {
+                    workload: shape.name(),
+                    created: shape.describe(),
+                    sizes: sizes.clone(),
+                    object_size,
+                    payload_size: objects.collection.value_size,
+                    limit: self.limit,
+                    clients: self.clients.max(1),
+                    peer_max_objects: self.peer_max_objects,
+                    list_max_objects: self.list_max_objects,
+                    peer_list_max_objects: self.peer_list_max_objects.min(self.list_max_objects),
+                    budget: self.sampling.budget(),
+                };
+                runs.push((settings, objects));
+            }
         }
-        let settings = Settings {
-            sizes,
-            object_size: self.object_size,
-            payload_size: objects.collection.value_size,
-            limit: self.limit,
-            clients: self.clients.max(1),
-            peer_max_objects: self.peer_max_objects,
-            list_max_objects: self.list_max_objects,
-            peer_list_max_objects: self.peer_list_max_objects.min(self.list_max_objects),
-            budget: self.sampling.budget(),
-        };
-        Ok((settings, objects))
+        Ok(runs)
     }
 }
 
-/// Measures revkv serve, then each peer, and reports.
+/// Measures revkv serve, then each peer, for each run, and reports.
 pub(super) fn run(args: HttpArgs) -> Result<(), Error> {
     args.peer.check();
-    let (settings, objects) = args.settings()?;
     let machine = Machine::detect();
-    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
-    let mut engines = vec![measure_served(&settings, &objects)?];
-    // A peer that fails ends the run, but what was measured before it is still reported.
-    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
+    let mut report = HttpReport {
+        machine,
+        runs: Vec::new(),
+    };
+    // A run that fails ends the bench, but what was measured before it is still reported.
     let mut failure = None;
-    #[cfg(feature = "peers")]
-    for &peer in &args.peer.peers {
-        let job = PeerFigures {
-            settings: &settings,
-            objects: &objects,
-        };
-        match super::peers::run_on(peer, &args.peer.etcd_endpoint, settings.clients, job) {
-            Ok(figures) => engines.push(figures),
-            Err(error) => {
-                failure = Some(error);
-                break;
-            }
+    for (settings, objects) in args.runs()? {
+        let (engines, failed) = measure_run(&args, &settings, &objects);
+        report.runs.push(HttpRun { settings, engines });
+        if failed.is_some() {
+            failure = failed;
+            break;
         }
     }
-    let report = HttpReport {
-        machine,
-        settings,
-        engines,
-    };
     print!("{}", report.table());
     let path = report.write(&args.out).map_err(|cause| {
         Error::failed("revkv bench http", format!("writing the report: {cause}"))
     })?;
     println!("wrote {}", path.display());
     failure.map_or(Ok(()), Err)
+}
+
+/// The figures of one run on revkv serve and each peer, and the failure that ended it early,
+/// if one did.
+fn measure_run(
+    args: &HttpArgs,
+    settings: &Settings,
+    objects: &Objects,
+) -> (Vec<EngineFigures>, Option<Error>) {
+    #[cfg_attr(not(feature = "peers"), allow(unused_mut))]
+    let mut engines = match measure_served(settings, objects) {
+        Ok(figures) => vec![figures],
+        Err(error) => return (Vec::new(), Some(error)),
+    };
+    #[cfg(feature = "peers")]
+    for &peer in &args.peer.peers {
+        let job = PeerFigures { settings, objects };
+        match super::peers::run_on(peer, &args.peer.etcd_endpoint, settings.clients, job) {
+            Ok(figures) => engines.push(figures),
+            Err(error) => return (engines, Some(error)),
+        }
+    }
+    #[cfg(not(feature = "peers"))]
+    let _ = args;
+    (engines, None)
 }
 
 /// The figures of one size on any engine: chunks at the first, middle and last position, and,

@@ -29,12 +29,12 @@ pub(super) fn namespace_and_name(index: u64) -> (String, String) {
 }
 
 impl Objects {
-    /// ConfigMaps written interleaved, then churned, whose stored JSON is about `object_size`
-    /// bytes: the payload fills what the metadata the server adds leaves.
-    pub(super) fn new(object_size: usize) -> Result<Objects, Error> {
+    /// ConfigMaps written as `shape` says, whose stored JSON is about `object_size` bytes: the
+    /// payload fills what the metadata the server adds leaves.
+    pub(super) fn new(shape: Shape, object_size: usize) -> Result<Objects, Error> {
         let mut objects = Objects {
             collection: Collection {
-                shape: Shape::Interleaved,
+                shape,
                 value_size: 0,
             },
             creator: Creator::new(&Config::default()),

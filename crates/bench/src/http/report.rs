@@ -11,9 +11,12 @@ use serde::Serialize;
 use crate::report::{count, millis, Machine, Positions, FIGURE_WIDTH};
 use crate::stats::{Budget, Latency, Throughput};
 
-/// What the run measured with.
+/// What a run measured with.
 #[derive(Serialize)]
 pub(super) struct Settings {
+    /// How the objects were created: a shape of `revkv bench --workload`, and what it does.
+    pub(super) workload: &'static str,
+    pub(super) created: String,
     /// Objects created, ascending.
     pub(super) sizes: Vec<u64>,
     /// About how many bytes of JSON each stored object holds...
@@ -31,6 +34,13 @@ pub(super) struct Settings {
 #[derive(Serialize)]
 pub(super) struct HttpReport {
     pub(super) machine: Machine,
+    /// One per workload and object size.
+    pub(super) runs: Vec<HttpRun>,
+}
+
+/// The figures of one collection on every engine.
+#[derive(Serialize)]
+pub(super) struct HttpRun {
     pub(super) settings: Settings,
     /// revkv serve first; the speedups compare every other engine with it.
     pub(super) engines: Vec<EngineFigures>,
@@ -69,7 +79,6 @@ fn size_of(engine: &EngineFigures, objects: u64) -> Option<&SizeFigures> {
 
 impl HttpReport {
     pub(super) fn table(&self) -> String {
-        let settings = &self.settings;
         let machine = &self.machine;
         let mut out = String::new();
         let _ = writeln!(
@@ -77,16 +86,36 @@ impl HttpReport {
             "{} ({} CPUs, {} GiB), Linux {}",
             machine.cpu, machine.cpus, machine.memory_gib, machine.kernel
         );
+        for run in &self.runs {
+            run.table(&mut out);
+        }
+        out
+    }
+
+    /// Writes `http-report.json` into `dir`; returns its path.
+    pub(super) fn write(&self, dir: &Path) -> io::Result<PathBuf> {
+        fs::create_dir_all(dir)?;
+        let json = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
+        let path = dir.join("http-report.json");
+        fs::write(&path, json + "\n")?;
+        Ok(path)
+    }
+}
+
+impl HttpRun {
+    fn table(&self, out: &mut String) {
+        let settings = &self.settings;
+        let _ = writeln!(out);
         for engine in &self.engines {
             let version = engine.version.as_deref().unwrap_or("this build");
             let _ = writeln!(out, "{}: {version}, {}", engine.engine, engine.transport);
         }
         let _ = writeln!(
             out,
-            "ConfigMaps of about {} B in 100 namespaces, created interleaved, then about 10% \
-             replaced and 1% deleted; chunks list every namespace's; \"revkv ×\": how many \
-             times faster revkv serve is (p50 or rate)\n",
-            settings.object_size
+            "workload {}, {} B objects: ConfigMaps of about {} B in 100 namespaces, created {}; \
+             chunks list every namespace's; \"revkv ×\": how many times faster revkv serve is \
+             (p50 or rate)\n",
+            settings.workload, settings.object_size, settings.object_size, settings.created,
         );
         let _ = writeln!(
             out,
@@ -94,13 +123,13 @@ impl HttpReport {
             "figure", "engine", "value", "p50", "p90", "p99", "max", "revkv ×"
         );
         let Some((base, _)) = self.engines.split_first() else {
-            return out;
+            return;
         };
         for size in &base.sizes {
             let objects = count(size.objects as f64);
             for (position, _) in size.chunk.each() {
                 let name = format!("chunk of {}, {objects} objects, {position}", settings.limit);
-                self.rows(&mut out, &name, |engine| {
+                self.rows(out, &name, |engine| {
                     let latency = size_of(engine, size.objects)?
                         .chunk
                         .each()
@@ -111,7 +140,7 @@ impl HttpReport {
                 });
             }
             let name = format!("{} clients paging, {objects} objects", settings.clients);
-            self.rows(&mut out, &name, |engine| {
+            self.rows(out, &name, |engine| {
                 let lists = size_of(engine, size.objects)?.lists?;
                 // A rate: inverted, so that the speedup reads as for latencies.
                 Some((
@@ -121,8 +150,7 @@ impl HttpReport {
                 ))
             });
         }
-        self.targets(&mut out);
-        out
+        self.targets(out);
     }
 
     /// One line per engine that has the figure `value` picks.
@@ -202,14 +230,5 @@ impl HttpReport {
                 theirs.chunk.first.p50_ms / ours.chunk.first.p50_ms
             );
         }
-    }
-
-    /// Writes `http-report.json` into `dir`; returns its path.
-    pub(super) fn write(&self, dir: &Path) -> io::Result<PathBuf> {
-        fs::create_dir_all(dir)?;
-        let json = serde_json::to_string_pretty(self).map_err(io::Error::other)?;
-        let path = dir.join("http-report.json");
-        fs::write(&path, json + "\n")?;
-        Ok(path)
     }
 }
