@@ -46,15 +46,8 @@ use workload::Workload;
 pub struct BenchArgs {
     #[command(subcommand)]
     mode: Option<Mode>,
-    /// How the collection is written; every figure is measured once per workload, each on a
-    /// new store (and on each peer).
-    #[arg(
-        long = "workload",
-        value_name = "SHAPE,...",
-        value_delimiter = ',',
-        default_value = "interleaved,random"
-    )]
-    workloads: Vec<Shape>,
+    #[command(flatten)]
+    shapes: ShapeArgs,
     /// Collection sizes to measure chunks at, in keys written (the churn then deletes about
     /// 1%). The largest also gets the depth sweep, the filtered chunk, the full paged lists,
     /// the chunks beside a writer and the compaction.
@@ -180,6 +173,27 @@ impl SamplingArgs {
     }
 }
 
+/// How the collections are written, in `revkv bench` and `revkv bench http` alike.
+#[derive(Args)]
+struct ShapeArgs {
+    /// How the collection is written; every figure is measured once per workload, each on a
+    /// new store (and on each peer).
+    #[arg(
+        long = "workload",
+        value_name = "SHAPE,...",
+        value_delimiter = ',',
+        default_value = "interleaved,random"
+    )]
+    workloads: Vec<Shape>,
+}
+
+impl ShapeArgs {
+    /// The shapes asked for, each once.
+    fn shapes(&self) -> Vec<Shape> {
+        first_occurrences(&self.workloads)
+    }
+}
+
 /// The peers measured beside revkv, by `revkv bench` and `revkv bench http` alike.
 #[derive(Args)]
 struct PeerArgs {
@@ -247,7 +261,7 @@ impl BenchArgs {
                 revkv::MAX_VALUE_LEN
             ));
         }
-        let shapes = first_occurrences(&self.workloads);
+        let shapes = self.shapes.shapes();
         let value_sizes = first_occurrences(&self.value_sizes);
         // The churn, and so what is live, does not depend on the values' length.
         let collection = |shape| Collection {

@@ -168,6 +168,16 @@ pub struct Collection {
 }
 
 impl Collection {
+    /// Every shape of `shapes` with every value size of `value_sizes`, shape by shape: the
+    /// collections of a run of the benches.
+    pub fn each(shapes: &[Shape], value_sizes: &[usize]) -> Vec<Collection> {
+        (shapes.iter())
+            .flat_map(|&shape| {
+                (value_sizes.iter()).map(move |&value_size| Collection { shape, value_size })
+            })
+            .collect()
+    }
+
     /// Key number `index`.
     pub fn key(index: u64) -> String {
         format!(

@@ -85,12 +85,8 @@ impl Workload {
     }
 
     /// The collections of the runs: every shape with every value size, shape by shape.
-    pub(super) fn collections(&self) -> impl Iterator<Item = Collection> + '_ {
-        self.shapes.iter().flat_map(|&shape| {
-            self.value_sizes
-                .iter()
-                .map(move |&value_size| Collection { shape, value_size })
-        })
+    pub(super) fn collections(&self) -> Vec<Collection> {
+        Collection::each(&self.shapes, &self.value_sizes)
     }
 }
 
@@ -884,6 +880,7 @@ mod tests {
         };
         let runs: Vec<(Shape, usize)> = workload
             .collections()
+            .into_iter()
             .map(|collection| (collection.shape, collection.value_size))
             .collect();
         assert_eq!(

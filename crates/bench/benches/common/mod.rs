@@ -61,14 +61,7 @@ pub fn collections() -> Vec<Collection> {
     let shapes = list_from_env("REVKV_BENCH_WORKLOAD", "interleaved,random", |name| {
         Shape::from_str(name, true).ok()
     });
-    let sizes = value_sizes();
-    (shapes.into_iter())
-        .flat_map(|shape| {
-            sizes
-                .iter()
-                .map(move |&value_size| Collection { shape, value_size })
-        })
-        .collect()
+    Collection::each(&shapes, &value_sizes())
 }
 
 /// The collection's name, for benchmark ids: figures of different workloads must not be

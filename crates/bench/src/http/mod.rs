@@ -20,8 +20,7 @@ use clap::Args;
 use super::engine::{Error, Lister};
 use super::report::{Machine, Positions};
 use super::workload::{chunk_latency, whole_lists, Listing};
-use super::{first_occurrences, usage, PeerArgs, SamplingArgs};
-use crate::load::Shape;
+use super::{first_occurrences, usage, PeerArgs, SamplingArgs, ShapeArgs};
 use client::KubeClient;
 use objects::Objects;
 use report::{EngineFigures, HttpReport, HttpRun, Settings, SizeFigures};
@@ -38,15 +37,8 @@ pub struct HttpArgs {
         default_value = "10000,1000000"
     )]
     objects: Vec<u64>,
-    /// How the objects are created, one run of every figure each, on a new store (and on each
-    /// peer): as `revkv bench --workload`.
-    #[arg(
-        long = "workload",
-        value_name = "SHAPE,...",
-        value_delimiter = ',',
-        default_value = "interleaved,random"
-    )]
-    workloads: Vec<Shape>,
+    #[command(flatten)]
+    shapes: ShapeArgs,
     /// About how many bytes of JSON each stored object holds, one run of every figure each.
     #[arg(
         long = "object-size",
@@ -93,7 +85,7 @@ impl HttpArgs {
         sizes.sort_unstable();
         sizes.dedup();
         let mut runs = Vec::new();
-        for &shape in &first_occurrences(&self.workloads) {
+        for shape in self.shapes.shapes() {
             for &object_size in &first_occurrences(&self.object_sizes) {
                 let objects = Objects::new(shape, object_size)?;
                 let fewest_live = sizes.first().map_or(0, |&smallest| {
@@ -103,8 +95,7 @@ impl HttpArgs {
                     usage("the smallest size in --objects must leave at least two chunks of --limit (a positive one) after the churn");
                 }
                 let settings = Settings {
-                    workload: shape.name(),
-                    created: shape.describe(),
+                    workload: shape,
                     sizes: sizes.clone(),
                     object_size,
                     payload_size: objects.collection.value_size,

@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::load::Shape;
 use crate::report::{count, millis, Machine, Positions, FIGURE_WIDTH};
 use crate::stats::{Budget, Latency, Throughput};
 
 /// What a run measured with.
 #[derive(Serialize)]
 pub(super) struct Settings {
-    /// How the objects were created: a shape of `revkv bench --workload`, and what it does.
-    pub(super) workload: &'static str,
-    pub(super) created: String,
+    /// How the objects were created.
+    pub(super) workload: Shape,
     /// Objects created, ascending.
     pub(super) sizes: Vec<u64>,
     /// About how many bytes of JSON each stored object holds...
@@ -115,7 +115,10 @@ impl HttpRun {
             "workload {}, {} B objects: ConfigMaps of about {} B in 100 namespaces, created {}; \
              chunks list every namespace's; \"revkv ×\": how many times faster revkv serve is \
              (p50 or rate)\n",
-            settings.workload, settings.object_size, settings.object_size, settings.created,
+            settings.workload.name(),
+            settings.object_size,
+            settings.object_size,
+            settings.workload.describe(),
         );
         let _ = writeln!(
             out,
