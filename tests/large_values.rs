@@ -6,7 +6,7 @@ use std::path::Path;
 
 use revkv::{Db, Error, ListOptions, Put, Retention, Revision};
 
-use crate::common::with_raw_tree;
+use crate::common::{page_through, with_raw_tree};
 
 fn open(path: &Path) -> Db {
     Db::options()
@@ -105,25 +105,11 @@ fn key_order_blocks_of_the_longest_copies_leave_no_blob_files() -> revkv::Result
             key.resize(400, b'k');
             db.put(key, value(len, i))?;
         }
-        let mut options = ListOptions::prefix("wide/").limit(100);
         for _ in 0..2 {
             // The first pass asks for the blocks; the second reads through them.
-            let mut listed = 0;
-            loop {
-                let page = db.list(&options)?;
-                listed += page.items.len();
-                match page.continue_token {
-                    Some(token) => {
-                        options = ListOptions::prefix("wide/")
-                            .limit(100)
-                            .continue_token(token)
-                    }
-                    None => break,
-                }
-            }
-            assert_eq!(listed, 400);
+            let (items, _) = page_through(&db, ListOptions::prefix("wide/").limit(100), |_| {});
+            assert_eq!(items.len(), 400);
             db.settle_blocks()?;
-            options = ListOptions::prefix("wide/").limit(100);
         }
     }
     let longest_block = with_raw_tree(path, |tree| {
